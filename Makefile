@@ -1,0 +1,33 @@
+# The two commands of the README. Each creates .venv (once) with everything it needs.
+#   make demo   — the main job: a robot learns objects online from a teacher
+#   make test   — lint + the whole test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export PYTHONUNBUFFERED = 1
+
+.PHONY: demo test bench lint clean
+
+$(VENV)/.installed: requirements.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/icub-guard demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check icub_guard test bench launch
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_features.py
+	$(PY) bench/bench_online.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

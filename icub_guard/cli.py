@@ -1,0 +1,171 @@
+"""`icub-guard`: the command line.
+
+  icub-guard demo       the robot learns SimWorld objects from a teacher, then is checked
+  icub-guard train      fit a classifier on a dataset and save the model file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .core import Recognizer, RecognizerConfig
+from .core.classifiers import CLASSIFIERS
+from .core.datasets import load_dataset
+from .core.errors import GuardError, WeightsUnavailableError
+from .core.features import BACKBONES, BackboneSpec, FeatureExtractor
+
+log = logging.getLogger("icub_guard")
+
+
+def add_backbone_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default="alexnet", choices=sorted(BACKBONES))
+    p.add_argument("--weights", default="auto",
+                   help="imagenet | random | PATH to a checkpoint | auto (imagenet if available, else random)")
+    p.add_argument("--input-size", type=int, default=224, help="network input size in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+
+def make_extractor(args) -> FeatureExtractor:
+    """Build the backbone; `--weights auto` falls back to random weights, loudly."""
+    weights = "imagenet" if args.weights == "auto" else args.weights
+    try:
+        return FeatureExtractor(BackboneSpec(args.backbone, weights, args.seed, args.input_size), args.device)
+    except WeightsUnavailableError as exc:
+        if args.weights != "auto":
+            raise
+        log.warning("%s\n-> continuing with seeded RANDOM weights (recognition is weaker; fine for a demo)", exc)
+        args.weights = "random"
+        return FeatureExtractor(BackboneSpec(args.backbone, "random", args.seed, args.input_size), args.device)
+
+
+def config_from(args, **overrides) -> RecognizerConfig:
+    return RecognizerConfig(backbone=args.backbone, weights=args.weights, seed=args.seed, input_size=args.input_size,
+                            device=args.device, **overrides)
+
+
+def cmd_demo(args) -> int:
+    from .core.datasets import simworld
+    from .core.teaching import teach_from_stream
+
+    print("icub_guard demo: a robot that starts knowing nothing learns SimWorld objects from a teacher.")
+    extractor = make_extractor(args)
+    rec = Recognizer(config_from(args, classifier="svm-adv"), extractor=extractor)
+    n_obj = 7 if args.dataset == "simworld7" else 28
+    bar = tqdm(total=args.rounds * n_obj * args.frames_per_object, desc="teaching", unit="frame",
+               disable=args.quiet)
+
+    def on_frame(s):
+        bar.update(1)
+        bar.set_postfix(acc=f"{s.correct / max(s.frames, 1):.2f}", rej=s.rejected, asked=s.queries,
+                        corrected=s.corrections, classes=s.classes)
+
+    t0 = time.perf_counter()
+    result = teach_from_stream(rec, args.dataset.removeprefix("simworld"), args.rounds, args.frames_per_object,
+                               args.seed, on_frame)
+    bar.close()
+    print(f"\n{'round':>5} {'frames':>6} {'accuracy':>8} {'rejected':>8} {'asked':>5} {'corrected':>9} "
+          f"{'classes':>7} {'ms/frame':>8}")
+    for i, r in enumerate(result["rounds"], 1):
+        print(f"{i:>5} {r['frames']:>6} {r['accuracy']:>8.2f} {r['reject_rate']:>8.2f} {r['queries']:>5} "
+              f"{r['corrections']:>9} {r['classes']:>7} {r['latency_ms_p50']:>8.1f}")
+    # A held-out check of what was learned, and of the reject option on noise images
+    test = simworld(args.dataset.removeprefix("simworld"), "test", args.test_per_class, seed=args.seed)
+    decisions = rec.classify_features(rec.features(test.images))
+    labels = np.array([d.label for d in decisions], dtype=object)
+    accepted = np.array([d.accepted for d in decisions])
+    rng = np.random.default_rng(args.seed)
+    noise = np.clip(128 + 40 * rng.normal(size=(50, 64, 64, 3)), 0, 255).astype(np.uint8)
+    noise_rej = np.mean([not d.accepted for d in rec.classify_features(rec.features(noise))])
+    summary = {
+        "backbone": extractor.spec.id, "device": str(extractor.device), "teaching": result,
+        "held_out": {"samples": len(test), "accuracy": float(np.mean(labels == test.labels)),
+                     "reject_rate": float(np.mean(~accepted)),
+                     "accuracy_when_accepted": float(np.mean(labels[accepted] == test.labels[accepted]))
+                     if accepted.any() else None},
+        "noise_images_rejected": float(noise_rej), "seconds": time.perf_counter() - t0,
+    }
+    h = summary["held_out"]
+    print(f"\nheld-out {args.dataset} test ({h['samples']} crops): accuracy {h['accuracy']:.3f}, "
+          f"rejected {h['reject_rate']:.3f}, accuracy when accepted {h['accuracy_when_accepted']:.3f}")
+    print(f"Gaussian-noise images rejected as unknown: {noise_rej:.2f}")
+    t = result["total"]
+    print(f"taught {len(rec.classes)} classes from {t['queries']} answers to questions and {t['corrections']} "
+          f"corrections in {summary['seconds']:.1f} s")
+    if args.save:
+        rec.save(args.save)
+        print(f"model saved to {args.save}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_train(args) -> int:
+    extractor = make_extractor(args)
+    rec = Recognizer(config_from(args, classifier=args.classifier), extractor=extractor)
+    train = load_dataset(args.dataset, "train", args.n_per_class, seed=args.seed)
+    log.info("extracting features of %d crops", len(train))
+    feats = np.concatenate([rec.features(train.images[i : i + 64])
+                            for i in tqdm(range(0, len(train), 64), desc="features", disable=args.quiet)])
+    hp = rec.fit(feats, train.labels, "auto" if args.cv else "config")
+    msg = f"trained {args.classifier} on {len(train)} crops of {len(train.classes)} classes {hp or ''}"
+    if args.calibrate > 0:
+        val = load_dataset(args.dataset, "val", max(10, args.n_per_class // 2), seed=args.seed)
+        rec.calibrate(val.images, val.labels, args.calibrate)
+        msg += f"; thresholds calibrated for +{args.calibrate:.0%} false rejects"
+    rec.save(args.out)
+    print(f"{msg}\nmodel saved to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="icub-guard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="learn objects online from a simulated teacher, then check")
+    add_backbone_args(demo)
+    demo.add_argument("--dataset", default="simworld7", choices=["simworld7", "simworld28"])
+    demo.add_argument("--rounds", type=int, default=3)
+    demo.add_argument("--frames-per-object", type=int, default=8)
+    demo.add_argument("--test-per-class", type=int, default=20)
+    demo.add_argument("--save", help="save the learned model here")
+    demo.add_argument("--json", help="write the summary as JSON here")
+    demo.set_defaults(func=cmd_demo)
+
+    train = sub.add_parser("train", help="fit a classifier on a dataset and save it")
+    add_backbone_args(train)
+    train.add_argument("--dataset", default="simworld7", help="simworld7 | simworld28 | PATH (root/<class>/<img>)")
+    train.add_argument("--classifier", default="svm-adv", choices=sorted(CLASSIFIERS))
+    train.add_argument("--n-per-class", type=int, default=100)
+    train.add_argument("--cv", action="store_true", help="choose C and gamma by 3-fold cross-validation")
+    train.add_argument("--calibrate", type=float, default=0.05,
+                       help="raise each class's false rejects by this fraction on validation data (0: off)")
+    train.add_argument("--out", default="model.npz")
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="[%(levelname)s] %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except GuardError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

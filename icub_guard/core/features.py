@@ -1,0 +1,163 @@
+"""Deep features from torchvision backbones, as a differentiable module of pixels.
+
+`FeatureExtractor` maps crops (N×H×W×3, float 0..255, the attacker's space) to
+L2-normalised fc7-style features. The L2 step matters twice: random-init weights
+give features of magnitude ~1e-3, and a fixed scale makes the classifiers' C and
+γ grids mean the same thing for every backbone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from .errors import InputError, WeightsUnavailableError
+
+log = logging.getLogger(__name__)
+
+BACKBONES = {"alexnet": 4096, "vgg16": 4096, "resnet18": 512, "resnet50": 2048}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def _trunk(name: str, model: torch.nn.Module) -> torch.nn.Module:
+    """The network up to fc7 (AlexNet/VGG) or the pooled penultimate layer (ResNet)."""
+    if name == "alexnet":
+        return torch.nn.Sequential(model.features, model.avgpool, torch.nn.Flatten(1), *model.classifier[:6])
+    if name == "vgg16":
+        return torch.nn.Sequential(model.features, model.avgpool, torch.nn.Flatten(1), *model.classifier[:5])
+    model.fc = torch.nn.Identity()
+    return model
+
+
+def load_backbone(name: str, weights: str = "imagenet", seed: int = 0) -> torch.nn.Module:
+    """Build a torchvision model with `weights`: imagenet, random (seeded) or a file path."""
+    if name not in BACKBONES:
+        raise InputError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    if weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return torchvision.models.get_model(name, weights=None)
+    if weights == "imagenet":
+        enum = torchvision.models.get_model_weights(name).DEFAULT
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+        try:
+            return torchvision.models.get_model(name, weights=enum)
+        except Exception as exc:  # offline, proxy, truncated download...
+            raise WeightsUnavailableError(
+                f"ImageNet weights for {name} are not cached ({cache}) and could not be downloaded "
+                f"({type(exc).__name__}: {exc}). Copy {Path(enum.url).name} into {cache.parent}, or pass "
+                f"weights=/path/to/checkpoint.pth (a torchvision state_dict), or weights=random for tests."
+            ) from exc
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"weights must be 'imagenet', 'random' or an existing checkpoint file; {weights!r} is none of these")
+    model = torchvision.models.get_model(name, weights=None)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        model.load_state_dict(state)
+    except Exception as exc:
+        raise WeightsUnavailableError(f"cannot load {name} weights from {path}: {exc}") from exc
+    return model
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """Hash of every parameter and buffer: a saved classifier only fits these features."""
+    h = hashlib.sha256()
+    for key, t in sorted(module.state_dict().items()):
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str = "alexnet"
+    weights: str = "imagenet"
+    seed: int = 0
+    input_size: int = 224
+
+    @property
+    def id(self) -> str:
+        w = f"random(seed={self.seed})" if self.weights == "random" else self.weights
+        return f"{self.name}:{w}@{self.input_size}"
+
+
+class FeatureExtractor(torch.nn.Module):
+    """pixels (N×H×W×3, 0..255) → L2-normalised deep features (N×D), differentiable."""
+
+    def __init__(self, spec: BackboneSpec = BackboneSpec(), device: str = "auto"):
+        super().__init__()
+        if spec.input_size < 32:
+            raise InputError("input_size must be at least 32 pixels")
+        self.spec = spec
+        self.trunk = _trunk(spec.name, load_backbone(spec.name, spec.weights, spec.seed)).eval()
+        self.trunk.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.dim = BACKBONES[spec.name]
+        self.to(resolve_device(device))
+        self._sha: str | None = None
+        if spec.weights == "random":
+            log.warning("backbone %s uses random weights: fine for tests, not for a robot", spec.id)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def weights_sha256(self) -> str:
+        if self._sha is None:
+            self._sha = weights_sha256(self.trunk)
+        return self._sha
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        # The backbone is frozen: dropout/batch-norm stay in inference mode always.
+        return super().train(False)
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """N×H×W×3 0..255 → N×3×S×S ImageNet-normalised (bilinear resize)."""
+        x = x.permute(0, 3, 1, 2) / 255.0
+        s = self.spec.input_size
+        if x.shape[-2:] != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.trunk(self.preprocess(x))
+        return F.normalize(f, dim=1, eps=1e-12)
+
+    def extract(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Features of uint8 crops (N×H×W×3 or one H×W×3), batched, as float32."""
+        arr = np.asarray(images)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3 or 0 in arr.shape:
+            raise InputError(f"images must be N×H×W×3, got shape {arr.shape}")
+        if arr.dtype != np.uint8:
+            raise InputError(f"images must be uint8 0..255, got {arr.dtype}")
+        out = np.empty((len(arr), self.dim), np.float32)
+        with torch.inference_mode():
+            for i in range(0, len(arr), batch_size):
+                batch = torch.from_numpy(arr[i : i + batch_size]).to(self.device, torch.float32)
+                out[i : i + batch_size] = self(batch).cpu().numpy()
+        return out

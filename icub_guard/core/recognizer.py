@@ -1,0 +1,268 @@
+"""The recognition loop a robot runs: ROI → features → classify with reject → learn.
+
+`Recognizer` is what the ROS nodes wrap. It starts knowing nothing, answers
+`unknown` until it has two classes, learns each teacher label online (the model
+in use is updated before `learn` returns), and saves/loads its whole state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from . import persistence
+from .classifiers import CLASSIFIERS, OneVsAllSVC, RLSClassifier, make_classifier, select_hyperparameters
+from .datasets import square_roi
+from .errors import InputError, ModelFileError
+from .features import BackboneSpec, FeatureExtractor
+from .pipeline import GuardModel
+from .roi import ROI, RoiSelector, crop
+from .validation import UNKNOWN, check_features, check_image, check_label
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecognizerConfig:
+    backbone: str = "alexnet"
+    weights: str = "imagenet"
+    seed: int = 0
+    input_size: int = 224
+    device: str = "auto"
+    classifier: str = "svm-adv"
+    C: float = 10.0
+    gamma: float | str = "median"
+    max_per_class: int | None = 100
+    roi_mode: str = "full"
+    roi_fixed: tuple[int, int, int, int] | None = None
+    roi_margin: float = 0.2
+    crop_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.classifier not in CLASSIFIERS:
+            raise InputError(f"unknown classifier {self.classifier!r}; choose one of {sorted(CLASSIFIERS)}")
+        if not (isinstance(self.C, int | float) and self.C > 0):
+            raise InputError(f"C must be a positive number, got {self.C!r}")
+        if isinstance(self.gamma, str) and self.gamma != "median":
+            raise InputError(f"gamma must be a positive number or 'median', got {self.gamma!r}")
+        if self.max_per_class is not None and self.max_per_class < 1:
+            raise InputError("max_per_class must be >= 1 (or None for no bound)")
+        if self.crop_size < 8:
+            raise InputError("crop_size must be at least 8 pixels")
+
+    @property
+    def backbone_spec(self) -> BackboneSpec:
+        return BackboneSpec(self.backbone, self.weights, self.seed, self.input_size)
+
+
+@dataclass
+class Decision:
+    label: str
+    accepted: bool
+    reason: str  # accepted | below_threshold | no_classes | one_class
+    scores: dict[str, float] = field(default_factory=dict)
+    margin: float = float("nan")  # top-1 minus top-2 score
+    roi: tuple[int, int, int, int] | None = None
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LearnReport:
+    label: str
+    new_class: bool
+    n_examples: int
+    n_classes: int
+    seconds: float
+
+
+class Recognizer:
+    """Thread-safe: a node's image callback and teacher callback may run concurrently."""
+
+    def __init__(self, config: RecognizerConfig | None = None, extractor: FeatureExtractor | None = None):
+        self.config = config or RecognizerConfig()
+        self.extractor = extractor or FeatureExtractor(self.config.backbone_spec, self.config.device)
+        self.roi_selector = RoiSelector(self.config.roi_mode, self.config.roi_fixed)
+        self.classifier: OneVsAllSVC | RLSClassifier | None = None
+        self._model: GuardModel | None = None
+        self._lock = threading.RLock()
+
+    # --------------------------------------------------------------- queries
+    @property
+    def classes(self) -> list[str]:
+        return [] if self.classifier is None else [str(c) for c in self.classifier.classes_]
+
+    @property
+    def n_examples(self) -> int:
+        c = self.classifier
+        return 0 if c is None else (c.n_examples_ if isinstance(c, OneVsAllSVC) else len(c.X_))
+
+    def crop(self, image: np.ndarray, roi=None) -> tuple[np.ndarray, ROI]:
+        """The square, resized crop the classifier sees, and the ROI it came from."""
+        img = check_image(image)
+        r = self.roi_selector.select(img, roi)
+        # A given ROI is a tight object box (from a detector or the simulator): add
+        # context as the training crops have; auto/fixed/full boxes are used as they are.
+        box = square_roi(r.as_tuple(), self.config.roi_margin) if roi is not None else r.as_tuple()
+        return crop(img, box, self.config.crop_size), r
+
+    def features(self, crops: np.ndarray) -> np.ndarray:
+        return self.extractor.extract(crops)
+
+    def recognize(self, image: np.ndarray, roi=None) -> Decision:
+        c, r = self.crop(image, roi)
+        d = self.classify_features(self.features(c))[0]
+        d.roi = r.as_tuple()
+        return d
+
+    def classify_features(self, feats) -> list[Decision]:
+        X = check_features(feats, self.extractor.dim)
+        with self._lock:
+            clf = self.classifier
+            if clf is None or len(clf.classes_) < 2:
+                reason = "no_classes" if clf is None else "one_class"
+                scores = [{} for _ in X] if clf is None else [{str(clf.classes_[0]): float("nan")} for _ in X]
+                return [Decision(UNKNOWN, False, reason, s) for s in scores]
+            S = clf.decision_function(X)
+            labels, accepted = clf.decide(S)
+            names = [str(c) for c in clf.classes_]
+        out = []
+        for s, lab, acc in zip(S, labels, accepted, strict=True):
+            top2 = np.sort(s)[-2:]
+            out.append(Decision(str(lab), bool(acc), "accepted" if acc else "below_threshold",
+                                dict(zip(names, map(float, s), strict=True)), float(top2[1] - top2[0])))
+        return out
+
+    # -------------------------------------------------------------- learning
+    def _as_features(self, crop_or_features) -> np.ndarray:
+        arr = np.asarray(crop_or_features)
+        if arr.ndim == 3 and arr.shape[-1] == 3:  # one crop
+            return self.features(crop(arr, None, self.config.crop_size))
+        if arr.ndim == 4 and arr.shape[-1] == 3:  # a batch of crops
+            return self.features(np.stack([crop(a, None, self.config.crop_size) for a in arr]))
+        return check_features(arr, self.extractor.dim)
+
+    def _new_classifier(self, C=None, gamma=None) -> OneVsAllSVC | RLSClassifier:
+        cfg = self.config
+        if cfg.classifier == "rls":
+            return make_classifier("rls")
+        return make_classifier(cfg.classifier, C=C or cfg.C, gamma=gamma or cfg.gamma, max_per_class=cfg.max_per_class)
+
+    def learn(self, crop_or_features, label: str) -> LearnReport:
+        """Teach one example (or a batch with one label); new labels add a class."""
+        name = check_label(label)
+        X = self._as_features(crop_or_features)
+        t0 = time.perf_counter()
+        with self._lock:
+            new = name not in self.classes
+            clf = self.classifier or self._new_classifier()
+            clf.partial_fit(X, [name] * len(X))
+            self.classifier, self._model = clf, None
+            report = LearnReport(name, new, self.n_examples, len(self.classes), time.perf_counter() - t0)
+        log.debug("learned %r (%s): %d examples, %d classes, %.1f ms", name, "new class" if new else "known class",
+                 report.n_examples, report.n_classes, 1e3 * report.seconds)
+        return report
+
+    def fit(self, crops_or_features, labels, hyperparameters: str | dict = "config") -> dict:
+        """Batch training; `hyperparameters="auto"` picks C and γ by 3-fold CV."""
+        X = self._as_features(crops_or_features)
+        labels = np.asarray(labels, dtype=object)
+        hp: dict = {}
+        if hyperparameters == "auto" and self.config.classifier != "rls":
+            kind = CLASSIFIERS[self.config.classifier]["kernel"]
+            hp = select_hyperparameters(X, labels, kind)
+        elif isinstance(hyperparameters, dict):
+            hp = hyperparameters
+        clf = self._new_classifier(hp.get("C"), hp.get("gamma")).fit(X, labels)
+        with self._lock:
+            self.classifier, self._model = clf, None
+        return hp
+
+    def calibrate(self, crops_or_features, labels, target_false_reject: float = 0.05) -> np.ndarray:
+        with self._lock:
+            if self.classifier is None:
+                raise InputError("nothing learned yet: calibrate after training")
+            t = self.classifier.calibrate(self._as_features(crops_or_features), labels, target_false_reject)
+            self._model = None
+            return t
+
+    def set_thresholds(self, thresholds) -> None:
+        with self._lock:
+            if self.classifier is None:
+                raise InputError("nothing learned yet: no classes to set thresholds for")
+            self.classifier.set_thresholds(thresholds)
+            self._model = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self.classifier, self._model = None, None
+
+    def guard_model(self) -> GuardModel:
+        """The current pixels → scores torch module (rebuilt only after an update)."""
+        with self._lock:
+            if self.classifier is None:
+                raise InputError("nothing learned yet: no scores to differentiate")
+            if self._model is None:
+                self._model = GuardModel.from_classifier(self.extractor, self.classifier)
+            return self._model
+
+    # ----------------------------------------------------------- persistence
+    def _meta(self) -> dict:
+        cfg = {f.name: getattr(self.config, f.name) for f in fields(self.config)}
+        return {"config": cfg, "backbone_id": self.extractor.spec.id,
+                "backbone_sha256": self.extractor.weights_sha256, "classes": self.classes,
+                "saved_at": time.time()}
+
+    def save(self, path, key=None):
+        """Atomically save the learned state (see `persistence`)."""
+        with self._lock:
+            if self.classifier is None:
+                raise InputError("nothing learned yet: there is no model to save")
+            arrays = self.classifier.get_state()
+            meta = self._meta()
+        return persistence.save(path, meta, arrays, key)
+
+    def load_state(self, path, key=None) -> None:
+        """Replace the learned state with a file's; on any error nothing changes."""
+        saved = persistence.load(path, key)
+        meta = saved.meta
+        if meta.get("backbone_sha256") != self.extractor.weights_sha256:
+            raise ModelFileError(
+                f"model file {path} was learned on backbone {meta.get('backbone_id')} "
+                f"(weights sha256 {str(meta.get('backbone_sha256'))[:12]}…) but this recognizer uses "
+                f"{self.extractor.spec.id} (sha256 {self.extractor.weights_sha256[:12]}…)")
+        try:
+            cfg = meta["config"]
+            clf = make_classifier(cfg["classifier"], **({} if cfg["classifier"] == "rls" else {
+                "C": cfg["C"], "gamma": cfg["gamma"], "max_per_class": cfg["max_per_class"]}))
+            clf.set_state(saved.arrays)
+            if clf.get_state()["X"].shape[1] != self.extractor.dim:
+                raise ValueError("feature dimension does not match the backbone")
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise ModelFileError(f"model file {path} has inconsistent contents: {exc}") from exc
+        with self._lock:
+            self.classifier, self._model = clf, None
+
+    @classmethod
+    def load(cls, path, key=None, device: str = "auto") -> Recognizer:
+        """A new recognizer configured as the saved one, with its learned state."""
+        saved = persistence.load(path, key)
+        try:
+            cfg = dict(saved.meta["config"])
+            cfg["device"] = device
+            if cfg.get("roi_fixed") is not None:
+                cfg["roi_fixed"] = tuple(cfg["roi_fixed"])
+            config = RecognizerConfig(**cfg)
+        except (KeyError, TypeError) as exc:
+            raise ModelFileError(f"model file {path} has an unreadable configuration: {exc}") from exc
+        rec = cls(config)
+        rec.load_state(path, key)
+        return rec

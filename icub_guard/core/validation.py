@@ -1,0 +1,72 @@
+"""Input checks shared by the core and the nodes: fail early, say what is wrong."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import numpy as np
+
+from .errors import InputError
+
+MAX_LABEL_LEN = 64
+#: Label the classifiers return for a rejected sample.
+UNKNOWN = "unknown"
+
+
+def check_label(label: object) -> str:
+    """Return a clean class label or raise `InputError`.
+
+    Labels end up in topics, file names and plots, so they must be short,
+    printable and not the reserved `unknown`.
+    """
+    if not isinstance(label, str):
+        raise InputError(f"label must be a string, got {type(label).__name__}")
+    clean = label.strip()
+    if not clean:
+        raise InputError("label is empty")
+    if len(clean) > MAX_LABEL_LEN:
+        raise InputError(f"label is {len(clean)} characters long; at most {MAX_LABEL_LEN} allowed")
+    bad = [c for c in clean if unicodedata.category(c).startswith("C")]
+    if bad:
+        raise InputError(f"label contains control characters: {bad!r}")
+    if clean == UNKNOWN:
+        raise InputError(f"'{UNKNOWN}' is reserved for rejected samples and cannot be taught")
+    return clean
+
+
+def check_image(image: object) -> np.ndarray:
+    """Return `image` as an H×W×3 uint8 array or raise `InputError`.
+
+    Float images must already be in 0..255; we never rescale silently.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"image must be H×W×3 (RGB), got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f"image is empty (shape {image.shape})")
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind == "f":
+        if not np.isfinite(image).all():
+            raise InputError("image contains NaN or infinite pixels")
+        if image.min() < 0 or image.max() > 255:
+            raise InputError("float image must be in 0..255")
+        return np.round(image).astype(np.uint8)
+    raise InputError(f"image dtype must be uint8 or float, got {image.dtype}")
+
+
+def check_features(x: object, dim: int | None = None) -> np.ndarray:
+    """Return features as a 2-D float32 array (a single vector becomes one row)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise InputError(f"features must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"features must be N×D with N, D > 0, got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise InputError(f"features have {arr.shape[1]} dimensions; the model expects {dim}")
+    if not np.isfinite(arr).all():
+        raise InputError("features contain NaN or infinite values")
+    return arr.astype(np.float32, copy=False)

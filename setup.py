@@ -1,0 +1,49 @@
+"""ament_python package that also installs with pip (`pip install .`)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "icub_guard"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+        ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
+        ("share/" + package_name + "/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.11",
+    # On a ROS install rclpy and the messages come from ROS itself (package.xml);
+    # without one, `pip install .[ros]` brings the PyPI builds.
+    install_requires=[
+        "setuptools",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "opencv-python-headless",
+        "torch",
+        "torchvision",
+        "pybullet",
+        "matplotlib",
+        "tqdm",
+    ],
+    extras_require={
+        "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-std-srvs", "ros-diagnostic-msgs"],
+        "test": ["pytest", "ruff"],
+    },
+    zip_safe=True,
+    maintainer="icub_guard developers",
+    maintainer_email="icub-guard@example.org",
+    description="Adversarially guarded online object recognition (reject-option RBF-SVM on deep features) for ROS 2",
+    license="BSD-3-Clause",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "icub-guard = icub_guard.cli:main",
+        ],
+    },
+)

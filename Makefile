@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/icub-guard demo
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check icub_guard test bench launch
+	$(VENV)/bin/ruff check .
 
 test: lint
 	$(PY) -m pytest -q

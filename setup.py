@@ -44,6 +44,10 @@ setup(
     entry_points={
         "console_scripts": [
             "icub-guard = icub_guard.cli:main",
+            "guard_node = icub_guard.ros.guard_node:main",
+            "teacher_node = icub_guard.ros.teacher_node:main",
+            "attack_node = icub_guard.ros.attack_node:main",
+            "sim_camera_node = icub_guard.ros.sim_camera_node:main",
         ],
     },
 )

@@ -46,11 +46,11 @@ def main() -> None:
         crops = rng.integers(0, 256, (batch, args.crop_size, args.crop_size, 3), dtype=np.uint8)
         pre = fx.preprocess(torch.from_numpy(crops).to(fx.device, torch.float32))
 
-        def bare():
+        def bare(pre=pre):
             with torch.inference_mode():
                 fx.trunk(pre)
 
-        t_ours = timeit(lambda: fx.extract(crops, batch_size=batch), args.reps)
+        t_ours = timeit(lambda crops=crops, batch=batch: fx.extract(crops, batch_size=batch), args.reps)
         t_bare = timeit(bare, args.reps)
         out["results"].append({"batch": batch, "extract_ms": 1e3 * t_ours, "bare_forward_ms": 1e3 * t_bare,
                                "extract_images_per_s": batch / t_ours, "overhead_ratio": t_ours / t_bare})

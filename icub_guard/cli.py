@@ -1,7 +1,9 @@
 """`icub-guard`: the command line.
 
-  icub-guard demo       the robot learns SimWorld objects from a teacher, then is checked
+  icub-guard demo       the ROS 2 demo: a robot learns objects from a teacher, then is attacked
+  icub-guard teach      be the teacher: answer the guard's questions at this terminal
   icub-guard train      fit a classifier on a dataset and save the model file
+  icub-guard evaluate   the paper's security evaluation: accuracy vs d_max, plots, report
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from tqdm import tqdm
 from .core import Recognizer, RecognizerConfig
 from .core.classifiers import CLASSIFIERS
 from .core.datasets import load_dataset
-from .core.errors import GuardError, WeightsUnavailableError
-from .core.features import BACKBONES, BackboneSpec, FeatureExtractor
+from .core.errors import GuardError
+from .core.features import BACKBONES, FeatureExtractor, build_extractor
 
 log = logging.getLogger("icub_guard")
 
@@ -36,15 +38,9 @@ def add_backbone_args(p: argparse.ArgumentParser) -> None:
 
 def make_extractor(args) -> FeatureExtractor:
     """Build the backbone; `--weights auto` falls back to random weights, loudly."""
-    weights = "imagenet" if args.weights == "auto" else args.weights
-    try:
-        return FeatureExtractor(BackboneSpec(args.backbone, weights, args.seed, args.input_size), args.device)
-    except WeightsUnavailableError as exc:
-        if args.weights != "auto":
-            raise
-        log.warning("%s\n-> continuing with seeded RANDOM weights (recognition is weaker; fine for a demo)", exc)
-        args.weights = "random"
-        return FeatureExtractor(BackboneSpec(args.backbone, "random", args.seed, args.input_size), args.device)
+    fx, _ = build_extractor(args.backbone, args.weights, args.seed, args.input_size, args.device)
+    args.weights = fx.spec.weights
+    return fx
 
 
 def config_from(args, **overrides) -> RecognizerConfig:
@@ -53,6 +49,28 @@ def config_from(args, **overrides) -> RecognizerConfig:
 
 
 def cmd_demo(args) -> int:
+    if not args.in_process:
+        from .ros.demo import print_summary, run_demo
+
+        weights = args.weights
+        summary = run_demo(args.duration, args.attack_fraction, args.attack, args.eps, args.attack_steps, weights,
+                           args.input_size, args.rate, args.quiet, args.workdir)
+        print_summary(summary)
+        if args.json:
+            Path(args.json).write_text(json.dumps(summary, indent=2))
+        return 0
+    return cmd_demo_in_process(args)
+
+
+def cmd_teach(args) -> int:
+    from .ros.common import run_node
+    from .ros.teacher_node import TeacherNode
+
+    ros_args = ["--ros-args", "-p", "mode:=interactive", *(a for r in args.remap for a in ("-r", r))]
+    return run_node(TeacherNode, ros_args)
+
+
+def cmd_demo_in_process(args) -> int:
     from .core.datasets import simworld
     from .core.teaching import teach_from_stream
 
@@ -126,6 +144,40 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from .evaluation import EvalConfig, run_security_evaluation, sanity_lines, write_report
+
+    weights = args.weights
+    if weights == "auto":
+        weights = make_extractor(args).spec.weights  # imagenet when available, else random (warned)
+    cfg = EvalConfig(dataset=args.dataset, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
+                     d_max=tuple(args.d_max), norm=args.norm, steps=args.steps, backbone=args.backbone,
+                     weights=weights, input_size=args.input_size, seed=args.seed, device=args.device,
+                     target_false_reject=args.false_reject, adaptive=not args.no_adaptive)
+    stages = 6 + (2 if cfg.adaptive else 0) + 2
+    bar = tqdm(total=stages, desc="evaluate", unit="stage", disable=args.quiet)
+
+    def progress(msg):
+        bar.set_postfix_str(msg)
+        bar.update(1)
+
+    result = run_security_evaluation(cfg, progress)
+    bar.update(bar.total - bar.n)
+    bar.close()
+    files = write_report(result, args.out)
+    print("\naccuracy vs d_max (" + ", ".join(f"{d:g}" for d in result.d_max) + ")")
+    for mode, per in result.accuracy.items():
+        for name, accs in per.items():
+            print(f"  {mode:8s} {name:24s} " + " ".join(f"{a:.2f}" for a in accs))
+    a = result.analysis
+    print(f"feature shift at input l2 {a['input_l2']:g}: noise {a['feature_shift_noise_mean']:.4f} ± "
+          f"{a['feature_shift_noise_std']:.4f}, attack {a['feature_shift_attack_mean']:.4f} ± "
+          f"{a['feature_shift_attack_std']:.4f} (ratio {a['ratio_attack_over_noise']:.1f})")
+    print("sanity checks:\n  " + "\n  ".join(sanity_lines(result)))
+    print(f"wrote {args.out}/: {', '.join(files.values())} in {result.timing['total_s']:.0f} s")
+    return 0 if all(c["passed"] for c in result.sanity) or not args.strict else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icub-guard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,8 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="learn objects online from a simulated teacher, then check")
+    demo = sub.add_parser("demo", help="the ROS 2 demo: camera, guard, teacher and attack nodes as processes")
     add_backbone_args(demo)
+    demo.add_argument("--duration", type=float, default=90.0, help="seconds (ROS demo)")
+    demo.add_argument("--attack-fraction", type=float, default=0.4, help="final share of the run under attack")
+    demo.add_argument("--attack", default="paper", help="attack the man-in-the-middle node runs")
+    demo.add_argument("--eps", type=float, default=1000.0, help="attack d_max (l2, crop pixels)")
+    demo.add_argument("--attack-steps", type=int, default=10)
+    demo.add_argument("--rate", type=float, default=5.0, help="camera frames per second")
+    demo.add_argument("--workdir", help="where the model and the node logs go (default: a temp dir)")
+    demo.add_argument("--in-process", action="store_true",
+                      help="no ROS: the core teaching loop in one process (rounds over SimWorld objects)")
     demo.add_argument("--dataset", default="simworld7", choices=["simworld7", "simworld28"])
     demo.add_argument("--rounds", type=int, default=3)
     demo.add_argument("--frames-per-object", type=int, default=8)
@@ -142,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--save", help="save the learned model here")
     demo.add_argument("--json", help="write the summary as JSON here")
     demo.set_defaults(func=cmd_demo)
+
+    teach = sub.add_parser("teach", help="answer the guard's questions at this terminal (interactive teacher)")
+    teach.add_argument("--remap", action="append", default=[], help="ROS remapping FROM:=TO, repeatable")
+    teach.set_defaults(func=cmd_teach)
 
     train = sub.add_parser("train", help="fit a classifier on a dataset and save it")
     add_backbone_args(train)
@@ -153,6 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="raise each class's false rejects by this fraction on validation data (0: off)")
     train.add_argument("--out", default="model.npz")
     train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="the paper's security evaluation (accuracy vs d_max)")
+    add_backbone_args(ev)
+    ev.add_argument("--dataset", default="simworld7", help="simworld7 | simworld28 | PATH (root/<class>/<img>)")
+    ev.add_argument("--n-train", type=int, default=50, help="training crops per class")
+    ev.add_argument("--n-val", type=int, default=20, help="validation crops per class (threshold calibration)")
+    ev.add_argument("--n-test", type=int, default=5, help="attacked test crops per class")
+    ev.add_argument("--d-max", type=float, nargs="+", default=[0, 250, 500, 1000, 2000, 4000])
+    ev.add_argument("--norm", default="l2", choices=["l1", "l2", "linf"])
+    ev.add_argument("--steps", type=int, default=20, help="gradient steps per d_max")
+    ev.add_argument("--false-reject", type=float, default=0.05, help="calibration target of SVM-adv +5%%")
+    ev.add_argument("--no-adaptive", action="store_true", help="skip the reject-aware attacker")
+    ev.add_argument("--strict", action="store_true", help="exit 1 if a sanity check fails")
+    ev.add_argument("--out", default="runs/evaluate")
+    ev.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -161,3 +161,21 @@ class FeatureExtractor(torch.nn.Module):
                 batch = torch.from_numpy(arr[i : i + batch_size]).to(self.device, torch.float32)
                 out[i : i + batch_size] = self(batch).cpu().numpy()
         return out
+
+
+def build_extractor(name: str = "alexnet", weights: str = "auto", seed: int = 0, input_size: int = 224,
+                    device: str = "auto") -> tuple[FeatureExtractor, str | None]:
+    """The extractor, and why it is degraded (or None).
+
+    `weights="auto"` means ImageNet weights when cached or downloadable, else
+    seeded random weights — the robot keeps working, and says so.
+    """
+    want = "imagenet" if weights == "auto" else weights
+    try:
+        fx = FeatureExtractor(BackboneSpec(name, want, seed, input_size), device)
+    except WeightsUnavailableError as exc:
+        if weights != "auto":
+            raise
+        log.warning("%s -> using seeded RANDOM weights", exc)
+        fx = FeatureExtractor(BackboneSpec(name, "random", seed, input_size), device)
+    return fx, ("random backbone weights" if fx.spec.weights == "random" else None)

@@ -43,3 +43,30 @@ class GuardModel(torch.nn.Module):
         if not self.reject:
             return torch.ones_like(top, dtype=torch.bool)
         return scores.gather(1, top[:, None])[:, 0] > self.thresholds[top]
+
+
+class RegionModel(torch.nn.Module):
+    """Frame region (N×h×w×3, 0..255) → the guard's crop size → scores.
+
+    The guard crops the ROI box and resizes it (cv2 INTER_LINEAR when enlarging,
+    INTER_AREA when shrinking); this module does the same resize differentiably,
+    so an attacker on the camera stream can perturb the very pixels it publishes.
+    """
+
+    def __init__(self, model: GuardModel, crop_size: int):
+        super().__init__()
+        self.model, self.crop_size = model, int(crop_size)
+        self.reject, self.classes = model.reject, model.classes
+
+    @property
+    def thresholds(self) -> torch.Tensor:
+        return self.model.thresholds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.crop_size
+        z = x.permute(0, 3, 1, 2)
+        if z.shape[-2:] != (s, s):
+            shrink = min(z.shape[-2:]) > s
+            z = torch.nn.functional.interpolate(z, size=(s, s), mode="area" if shrink else "bilinear",
+                                                **({} if shrink else {"align_corners": False}))
+        return self.model(z.permute(0, 2, 3, 1))

@@ -20,7 +20,7 @@ from .datasets import square_roi
 from .errors import InputError, ModelFileError
 from .features import BackboneSpec, FeatureExtractor
 from .pipeline import GuardModel
-from .roi import ROI, RoiSelector, crop
+from .roi import ROI, RoiSelector, clamp_roi, crop
 from .validation import UNKNOWN, check_features, check_image, check_label
 
 log = logging.getLogger(__name__)
@@ -105,14 +105,21 @@ class Recognizer:
         c = self.classifier
         return 0 if c is None else (c.n_examples_ if isinstance(c, OneVsAllSVC) else len(c.X_))
 
-    def crop(self, image: np.ndarray, roi=None) -> tuple[np.ndarray, ROI]:
-        """The square, resized crop the classifier sees, and the ROI it came from."""
+    def crop_box(self, image: np.ndarray, roi=None) -> tuple[ROI, ROI]:
+        """The box cut out of the frame (clamped) and the ROI it came from.
+
+        A given ROI is a tight object box (from a detector or the simulator): it gets
+        the training crops' context margin; auto/fixed/full boxes are used as they are.
+        """
         img = check_image(image)
         r = self.roi_selector.select(img, roi)
-        # A given ROI is a tight object box (from a detector or the simulator): add
-        # context as the training crops have; auto/fixed/full boxes are used as they are.
         box = square_roi(r.as_tuple(), self.config.roi_margin) if roi is not None else r.as_tuple()
-        return crop(img, box, self.config.crop_size), r
+        return clamp_roi(box, img.shape[1], img.shape[0]), r
+
+    def crop(self, image: np.ndarray, roi=None) -> tuple[np.ndarray, ROI]:
+        """The square, resized crop the classifier sees, and the ROI it came from."""
+        box, r = self.crop_box(image, roi)
+        return crop(image, box, self.config.crop_size), r
 
     def features(self, crops: np.ndarray) -> np.ndarray:
         return self.extractor.extract(crops)

@@ -1,0 +1,38 @@
+"""Attacks on the pixels → scores module: one small module each, one base, one projection.
+
+`make_attack(name, model, **params)` builds any of them by name.
+"""
+
+from .base import Attack, AttackResult, accept_margins
+from .bim import BIM
+from .constraints import all_norms, lp_norm, project, rect_mask
+from .cw import CarliniWagner
+from .deepfool import DeepFool
+from .fgsm import FGSM
+from .fgv import FGV
+from .fooling import FoolingImages
+from .hotcold import HotCold
+from .negative import NegativeImage
+from .noise import GaussianNoise
+from .paper import PaperAttack
+from .pgd import PGD
+from .universal import UniversalPerturbation
+
+ATTACKS: dict[str, type[Attack]] = {
+    cls.name: cls
+    for cls in (PaperAttack, FGSM, FGV, HotCold, BIM, PGD, DeepFool, CarliniWagner, GaussianNoise, NegativeImage,
+                UniversalPerturbation, FoolingImages)
+}
+
+
+def make_attack(name: str, model, **params) -> Attack:
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; choose one of {sorted(ATTACKS)}")
+    return ATTACKS[name](model, **params)
+
+
+__all__ = [
+    "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "Attack", "AttackResult", "CarliniWagner", "DeepFool", "FoolingImages",
+    "GaussianNoise", "HotCold", "NegativeImage", "PaperAttack", "UniversalPerturbation", "accept_margins",
+    "all_norms", "lp_norm", "make_attack", "project", "rect_mask",
+]

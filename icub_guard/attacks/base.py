@@ -1,0 +1,207 @@
+"""The base every attack shares: inputs, the attacker's objective, success, results.
+
+An attack runs on any module mapping crops (N×H×W×3 float, 0..255) to N×K class
+scores — `GuardModel` or a library's model. If the module has `thresholds` and
+`reject` (as `GuardModel` does), success is judged with the reject option: an
+adversarial example that is rejected was caught, so it is no success.
+
+Objective ("gain", maximised). With a_l = f_l − max(thr_l, max_{m≠l} f_m), the
+sample is accepted as l iff a_l > 0:
+* error-generic, reject-blind (the paper's Ω with k = y, negated):
+  max_{l≠y} f_l − f_y
+* error-specific, reject-blind (the paper's Ω with k = t): f_t − max_{l≠t} f_l
+* reject-aware (adaptive) variants: max_{l≠y} a_l, and a_t — the attacker who
+  knows the thresholds wants its wrong class accepted, not rejected.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .constraints import BOX, all_norms, check_norm, project
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AttackResult:
+    x_adv: torch.Tensor  # N×H×W×3 float, 0..255
+    success: torch.Tensor  # N bool: accepted with a wrong label (generic) / the target (specific)
+    scores: torch.Tensor  # N×K scores at x_adv
+    accepted: torch.Tensor  # N bool: would the model's reject option let it through
+    norms: dict[str, torch.Tensor] = field(default_factory=dict)  # l0, l1, l2, linf of x_adv − x
+    steps: int = 0  # gradient steps (forward+backward passes) used
+
+    @property
+    def success_rate(self) -> float:
+        return float(self.success.float().mean())
+
+    def images(self) -> np.ndarray:
+        """The adversarial crops as uint8, as a camera would publish them."""
+        return self.x_adv.detach().round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def _other_max(scores: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """max_{l≠k} f_l per sample."""
+    masked = scores.clone()
+    masked.scatter_(1, k[:, None], float("-inf"))
+    return masked.amax(1)
+
+
+def accept_margins(scores: torch.Tensor, thresholds: torch.Tensor | None) -> torch.Tensor:
+    """a_l = f_l − max(thr_l, max_{m≠l} f_m), N×K; > 0 iff the sample is accepted as l."""
+    top2 = scores.topk(2, dim=1).values if scores.shape[1] > 1 else torch.cat([scores, scores - 1], 1)
+    is_top = scores >= top2[:, :1]
+    best_other = torch.where(is_top, top2[:, 1:2], top2[:, :1])
+    if thresholds is not None:
+        best_other = torch.maximum(best_other, thresholds[None, :].to(scores.dtype))
+    return scores - best_other
+
+
+class Attack:
+    """Base class. Subclasses implement `_run(x, y, target) -> x_adv`.
+
+    Parameters shared by all attacks: `eps` (max perturbation d_max; None for
+    unbounded), `norm` (l1, l2, linf), `mask` (1 where pixels may change,
+    broadcastable to N×H×W×3, e.g. from `rect_mask`), `reject_aware` (adaptive
+    objective), `seed` (random starts and noise).
+    """
+
+    name = "attack"
+    supports_targeted = True
+
+    def __init__(self, model: torch.nn.Module, eps: float | None = None, norm: str = "l2",
+                 mask: torch.Tensor | None = None, reject_aware: bool = False, seed: int = 0, box=BOX):
+        self.model = model
+        self.eps = None if eps is None else float(eps)
+        if self.eps is not None and self.eps < 0:
+            raise ValueError("eps must be >= 0")
+        self.norm = check_norm(norm)
+        self.mask = mask
+        self.reject_aware = reject_aware
+        self.seed = seed
+        self.box = box
+        self.steps = 0
+
+    # ----------------------------------------------------------- model view
+    @property
+    def device(self) -> torch.device:
+        for t in itertools.chain(self.model.buffers(), self.model.parameters()):
+            return t.device
+        return torch.device("cpu")
+
+    @property
+    def thresholds(self) -> torch.Tensor | None:
+        if getattr(self.model, "reject", False):
+            return self.model.thresholds
+        return None
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def gain(self, scores: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """The attacker's objective per sample (to maximise); see the module docstring."""
+        if self.reject_aware:
+            a = accept_margins(scores, self.thresholds)
+            if target is not None:
+                return a.gather(1, target[:, None])[:, 0]
+            return a.scatter(1, y[:, None], float("-inf")).amax(1)
+        if target is not None:
+            return scores.gather(1, target[:, None])[:, 0] - _other_max(scores, target)
+        return _other_max(scores, y) - scores.gather(1, y[:, None])[:, 0]
+
+    def gain_and_grad(self, x: torch.Tensor, y, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """gain(x), ∂gain/∂x and the scores, in one forward + backward pass."""
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            s = self.scores(x)
+            g = self.gain(s, y, target)
+            (grad,) = torch.autograd.grad(g.sum(), x)
+        self.steps += 1
+        if self.mask is not None:
+            grad = grad * self.mask
+        return g.detach(), grad.detach(), s.detach()
+
+    def accepted(self, scores: torch.Tensor) -> torch.Tensor:
+        t = self.thresholds
+        if t is None:
+            return torch.ones(scores.shape[0], dtype=torch.bool, device=scores.device)
+        top = scores.argmax(1)
+        return scores.gather(1, top[:, None])[:, 0] > t[top].to(scores.dtype)
+
+    def success(self, scores: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        top = scores.argmax(1)
+        ok = self.accepted(scores)
+        return ok & (top == target) if target is not None else ok & (top != y)
+
+    def project(self, x_adv: torch.Tensor, x0: torch.Tensor, eps=None) -> torch.Tensor:
+        return project(x_adv, x0, self.eps if eps is None else eps, self.norm, self.mask, self.box)
+
+    # ---------------------------------------------------------------- entry
+    def _prepare(self, x, y, target):
+        dev = self.device
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(dev, torch.float32)
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"attack input must be N×H×W×3 crops, got shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all() or x.min() < self.box[0] or x.max() > self.box[1]:
+            raise ValueError(f"attack input must be finite and inside the box {self.box}")
+        y = torch.as_tensor(y, device=dev, dtype=torch.long).reshape(-1)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"{x.shape[0]} images but {y.shape[0]} labels")
+        if target is not None:
+            if not self.supports_targeted:
+                raise ValueError(f"{self.name} is an untargeted attack")
+            target = torch.as_tensor(target, device=dev, dtype=torch.long).reshape(-1).expand(x.shape[0])
+        if self.mask is not None:
+            self.mask = self.mask.to(dev, x.dtype)
+        return x, y, target
+
+    def __call__(self, x, y, target=None, x_init: torch.Tensor | None = None) -> AttackResult:
+        """Attack crops `x` (true class indices `y`), towards `target` if given.
+
+        `x_init` warm-starts iterative attacks (a d_max sweep passes the previous
+        solution); it is projected onto this call's constraints first.
+        """
+        x, y, target = self._prepare(x, y, target)
+        self.steps = 0
+        start = x if x_init is None else self.project(torch.as_tensor(x_init, device=x.device, dtype=x.dtype), x)
+        x_adv = self.project(self._run(x, y, target, start).detach(), x)  # constraints hold exactly
+        with torch.no_grad():
+            s = self.scores(x_adv)
+        return AttackResult(x_adv, self.success(s, y, target), s, self.accepted(s), all_norms(x_adv - x), self.steps)
+
+    def _run(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, start: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sweep(self, x, y, eps_values, target=None) -> list[AttackResult]:
+        """Run for increasing d_max, each warm-started from the previous solution (paper)."""
+        results, prev = [], None
+        base = self.eps
+        try:
+            for e in sorted(float(v) for v in eps_values):
+                self.eps = e
+                r = self(x, y, target, x_init=prev)
+                results.append(r)
+                prev = r.x_adv
+        finally:
+            self.eps = base
+        return results
+
+
+def steepest_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    """Unit-norm steepest ascent direction of a linearised objective in the given norm."""
+    g = grad.reshape(grad.shape[0], -1)
+    if norm == "linf":
+        d = g.sign()
+    elif norm == "l2":
+        d = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    else:  # l1: move the few coordinates with the largest gradient (top 1%)
+        k = max(1, g.shape[1] // 100)
+        idx = g.abs().topk(k, dim=1).indices
+        d = torch.zeros_like(g).scatter(1, idx, g.gather(1, idx).sign()) / k
+    return d.reshape(grad.shape)

@@ -1,0 +1,17 @@
+"""FGSM (Goodfellow et al., 2015): one signed-gradient step of size eps in l∞."""
+
+from __future__ import annotations
+
+from .base import Attack
+
+
+class FGSM(Attack):
+    name = "fgsm"
+
+    def __init__(self, model, eps: float = 8.0, **kw):
+        kw.pop("norm", None)
+        super().__init__(model, eps, "linf", **kw)
+
+    def _run(self, x, y, target, start):
+        _, grad, _ = self.gain_and_grad(start, y, target)
+        return start + self.eps * grad.sign()

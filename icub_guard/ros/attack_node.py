@@ -1,0 +1,190 @@
+"""attack_node: a man-in-the-middle on the camera stream.
+
+Subscribes  image_in (sensor_msgs/Image), roi (sensor_msgs/RegionOfInterest)
+Publishes   image_out (sensor_msgs/Image: perturbed when enabled, passed through otherwise),
+            attack/info (std_msgs/String, JSON: norms, time, whether it fooled its own copy)
+Services    enable (std_srvs/SetBool)
+
+The attacker is white-box: it loads the guard's model file (`model_path`) — or a
+surrogate's — and reloads it when the file changes, since the guard keeps
+learning. It attacks the crop the guard will see, pastes the perturbation back
+into the frame, and re-crops the published frame through its copy to report
+whether the attack survived the round trip.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rclpy.node import Node
+from sensor_msgs.msg import Image, RegionOfInterest
+from std_msgs.msg import String
+from std_srvs.srv import SetBool
+
+from ..attacks import ATTACKS, make_attack, rect_mask
+from ..core.errors import GuardError, InputError
+from ..core.pipeline import RegionModel
+from ..core.recognizer import Recognizer
+from .common import EVENT_QOS, FRAME_QOS, declare, json_msg, run_node
+from .convert import image_to_rgb, rgb_to_image
+
+ITERATIVE = {"paper", "bim", "pgd", "deepfool", "cw", "fooling"}
+
+
+class AttackNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("attack_node", **kwargs)
+        self.attack_name = declare(self, "attack", "paper", f"one of {sorted(ATTACKS)}")
+        self.eps = declare(self, "eps", 1000.0, "max perturbation d_max (crop pixels, 0..255 scale)", lo=0.0,
+                           hi=1e6)
+        self.norm = declare(self, "norm", "l2", "l1 | l2 | linf")
+        self.steps = declare(self, "steps", 10, "gradient steps (iterative attacks)", lo=1, hi=10000)
+        self.target = declare(self, "target", "", "target class (error-specific); empty = error-generic")
+        self.reject_aware = declare(self, "reject_aware", False, "adaptive attacker that knows the thresholds")
+        self.sticker = declare(self, "sticker", 0.0, "if > 0: only a centred square of this side fraction changes",
+                               lo=0.0, hi=1.0)
+        self.model_path = declare(self, "model_path", "", "the guard's model file (white-box) or a surrogate's",
+                                  read_only=True)
+        self.enabled = declare(self, "enabled", False, "perturb frames (else pass them through)")
+        self.roi_timeout = declare(self, "roi_timeout", 0.5, "seconds a roi message stays valid", lo=0.0, hi=60.0)
+        device = declare(self, "device", "auto", "auto | cpu | cuda", read_only=True)
+        self.device = device
+        self.rec: Recognizer | None = None
+        self.model_mtime = 0.0
+        self.roi = None
+        self.counts = {"frames": 0, "attacked": 0, "fooled_own_copy": 0, "bad_input": 0, "skipped_no_model": 0}
+        self.pub = self.create_publisher(Image, "image_out", FRAME_QOS)
+        self.pub_info = self.create_publisher(String, "attack/info", EVENT_QOS)
+        self.create_subscription(Image, "image_in", self.on_image, FRAME_QOS)
+        self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
+        self.create_service(SetBool, "enable", self.on_enable)
+        self.add_on_set_parameters_callback(self.on_params)
+        self.get_logger().info(f"attack node ready ({self.attack_name}, eps {self.eps:g} {self.norm}); "
+                               f"{'enabled' if self.enabled else 'passing frames through'}")
+
+    def on_params(self, params):
+        from rcl_interfaces.msg import SetParametersResult
+
+        for p in params:
+            if p.name == "attack" and p.value not in ATTACKS:
+                return SetParametersResult(successful=False, reason=f"unknown attack {p.value!r}")
+            if p.name == "norm" and p.value not in ("l1", "l2", "linf"):
+                return SetParametersResult(successful=False, reason="norm must be l1, l2 or linf")
+        for p in params:
+            attr = {"attack": "attack_name"}.get(p.name, p.name)
+            if hasattr(self, attr):
+                setattr(self, attr, p.value)
+        return SetParametersResult(successful=True)
+
+    def on_enable(self, req, resp):
+        from rclpy.parameter import Parameter
+
+        self.set_parameters([Parameter("enabled", value=bool(req.data))])
+        resp.success, resp.message = True, f"attack {'enabled' if self.enabled else 'disabled'}"
+        self.get_logger().warning(resp.message)
+        return resp
+
+    def on_roi(self, msg: RegionOfInterest) -> None:
+        self.roi = ((int(msg.x_offset), int(msg.y_offset), int(msg.width), int(msg.height)), time.monotonic())
+
+    def _model(self) -> Recognizer | None:
+        """The white-box copy, reloaded whenever the guard has saved a newer model."""
+        path = Path(self.model_path)
+        if not self.model_path or not path.exists():
+            return None
+        mtime = path.stat().st_mtime
+        if self.rec is None or mtime != self.model_mtime:
+            try:
+                if self.rec is None:
+                    self.rec = Recognizer.load(path, device=self.device)
+                else:
+                    self.rec.load_state(path)
+                self.model_mtime = mtime
+            except GuardError as exc:
+                self.get_logger().error(f"cannot load {path}: {exc}", throttle_duration_sec=5.0)
+        return self.rec
+
+    def on_image(self, msg: Image) -> None:
+        self.counts["frames"] += 1
+        if not self.enabled:
+            self.pub.publish(msg)
+            return
+        try:
+            rgb = image_to_rgb(msg)
+        except InputError as exc:
+            self.counts["bad_input"] += 1
+            self.get_logger().warning(f"rejected image: {exc}", throttle_duration_sec=1.0)
+            return
+        rec = self._model()
+        if rec is None or len(rec.classes) < 2:
+            self.counts["skipped_no_model"] += 1
+            self.pub.publish(msg)  # nothing to attack yet
+            return
+        roi = self.roi[0] if self.roi is not None and time.monotonic() - self.roi[1] <= self.roi_timeout else None
+        t0 = time.perf_counter()
+        try:
+            out, info = self.perturb(rec, rgb, roi)
+        except (InputError, ValueError) as exc:
+            self.counts["bad_input"] += 1
+            self.get_logger().warning(f"could not attack this frame: {exc}", throttle_duration_sec=1.0)
+            self.pub.publish(msg)
+            return
+        info["time_ms"] = 1e3 * (time.perf_counter() - t0)
+        self.counts["attacked"] += 1
+        self.counts["fooled_own_copy"] += int(info["fooled_own_copy"])
+        info.update(stamp={"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}, counts=self.counts)
+        self.pub_info.publish(json_msg(info))  # before the frame, so listeners know it was attacked
+        self.pub.publish(rgb_to_image(out, msg.header.stamp, msg.header.frame_id))
+
+    def perturb(self, rec: Recognizer, rgb: np.ndarray, roi) -> tuple[np.ndarray, dict]:
+        """Attack the ROI box of the frame itself, through the guard's crop-and-resize.
+
+        `eps` is measured in frame pixels of that box; a sticker is a centred square of it.
+        """
+        box, _ = rec.crop_box(rgb, roi)
+        bx, by, bw, bh = box.as_tuple()
+        region = rgb[by : by + bh, bx : bx + bw]
+        model = RegionModel(rec.guard_model(), rec.config.crop_size)
+        x = torch.from_numpy(np.ascontiguousarray(region)[None]).float()
+        with torch.no_grad():
+            y = model(x.to(rec.extractor.device)).argmax(1).cpu()  # the guard's own view stands in for the truth
+        target = None
+        if self.target:
+            if self.target not in model.classes:
+                raise ValueError(f"target {self.target!r} is not a known class {model.classes}")
+            target = torch.tensor([model.classes.index(self.target)])
+        kw = {"reject_aware": self.reject_aware, "norm": self.norm}  # attacks of a fixed norm ignore it
+        if self.sticker > 0:
+            sw, sh = max(1, int(self.sticker * bw)), max(1, int(self.sticker * bh))
+            kw["mask"] = rect_mask((bh, bw), ((bw - sw) // 2, (bh - sh) // 2, sw, sh))
+        if self.attack_name in ITERATIVE:
+            kw["steps"] = self.steps
+        if self.attack_name == "fooling":
+            if target is None:
+                raise ValueError("the fooling attack needs a target class")
+        else:
+            kw["eps"] = self.eps
+        res = make_attack(self.attack_name, model, **kw)(x, y, target)
+        out = rgb.copy()
+        out[by : by + bh, bx : bx + bw] = res.images()[0]
+        seen = rec.classify_features(rec.features(rec.crop(out, roi)[0]))[0]  # what the guard will see
+        before = model.classes[int(y[0])]
+        fooled = seen.accepted and (seen.label == self.target if self.target else seen.label != before)
+        return out, {"attack": self.attack_name, "eps": self.eps, "norm": self.norm, "target": self.target or None,
+                     "reject_aware": self.reject_aware, "label_before": before, "label_after": seen.label,
+                     "accepted_after": seen.accepted, "fooled_own_copy": bool(fooled),
+                     "success_before_rounding": bool(res.success[0]),
+                     "norms": {k: float(v[0]) for k, v in res.norms.items()}, "box": [bx, by, bw, bh],
+                     "steps": res.steps}
+
+
+def main(args=None) -> int:
+    return run_node(AttackNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""What every icub_guard node shares: QoS, counters, diagnostics, parameter helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter, deque
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from std_msgs.msg import String
+
+#: Camera frames: best effort, keep only the newest (a slow model never builds a backlog).
+FRAME_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                       history=qos_profile_sensor_data.history, durability=qos_profile_sensor_data.durability)
+#: Labels, decisions, queries, feedback: reliable, a short queue.
+EVENT_QOS = QoSProfile(depth=10)
+
+DECISION_SCHEMA = "icub_guard/decision@1"
+QUERY_SCHEMA = "icub_guard/query@1"
+
+
+def declare(node: Node, name: str, default, description: str, *, read_only: bool = False,
+            lo: float | None = None, hi: float | None = None):
+    """Declare a parameter with a descriptor (and a range for numbers); return its value."""
+    desc = ParameterDescriptor(description=description, read_only=read_only)
+    if lo is not None and hi is not None:
+        if isinstance(default, bool):
+            pass
+        elif isinstance(default, int):
+            desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+        elif isinstance(default, float):
+            desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+    return node.declare_parameter(name, default, desc).value
+
+
+def json_msg(payload: dict) -> String:
+    return String(data=json.dumps(payload, separators=(",", ":")))
+
+
+def stamp_to_float(stamp) -> float:
+    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+class Health:
+    """Counters and rolling timings that end up in /diagnostics."""
+
+    def __init__(self, window: int = 200):
+        self.counts: Counter[str] = Counter()
+        self.rejected_inputs: Counter[str] = Counter()
+        self.latency_ms: deque[float] = deque(maxlen=window)
+        self.frame_times: deque[float] = deque(maxlen=window)
+
+    def frame(self, latency_ms: float) -> None:
+        self.counts["frames"] += 1
+        self.latency_ms.append(latency_ms)
+        self.frame_times.append(time.monotonic())
+
+    def reject(self, reason: str) -> None:
+        self.rejected_inputs[reason] += 1
+
+    @property
+    def rate_hz(self) -> float:
+        t = self.frame_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latency_ms:
+            return float("nan")
+        s = sorted(self.latency_ms)
+        return s[min(len(s) - 1, int(q / 100 * len(s)))]
+
+    def status(self, name: str, hardware_id: str, level: bytes, message: str, extra: dict) -> DiagnosticArray:
+        """One DiagnosticStatus; `level` is DiagnosticStatus.OK / WARN / ERROR."""
+        st = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id)
+        values = {"rate_hz": f"{self.rate_hz:.2f}", "latency_ms_p50": f"{self.percentile(50):.1f}",
+                  "latency_ms_p95": f"{self.percentile(95):.1f}", **{k: str(v) for k, v in self.counts.items()},
+                  "rejected_inputs_total": str(sum(self.rejected_inputs.values())),
+                  **{f"rejected_input.{k}": str(v) for k, v in self.rejected_inputs.items()},
+                  **{k: str(v) for k, v in extra.items()}}
+        st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        arr = DiagnosticArray()
+        arr.status = [st]
+        return arr
+
+
+def run_node(node_cls, args=None) -> int:
+    """Init, spin until Ctrl-C or shutdown, clean up; a configuration error exits 2 with the reason."""
+    from ..core.errors import GuardError
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_cls()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        # SIGTERM shuts the context down under a running callback; its publish then
+        # fails (RCLError). That is a normal shutdown; anything else is re-raised.
+        if rclpy.ok():
+            raise
+    except (GuardError, ValueError) as exc:
+        print(f"{node_cls.__name__}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0

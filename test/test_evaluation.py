@@ -1,0 +1,75 @@
+"""The security evaluation end to end on a tiny configuration, and its report files."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from icub_guard.cli import main
+from icub_guard.evaluation import EvalConfig, run_security_evaluation, write_report
+from icub_guard.evaluation.metrics import pass_score, ssim
+
+TINY = dict(n_train=10, n_val=6, n_test=1, d_max=(0.0, 600.0, 3000.0), steps=6, input_size=64, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def result():
+    return run_security_evaluation(EvalConfig(**TINY))
+
+
+def test_curves_cover_every_classifier_and_start_at_clean_accuracy(result):
+    for mode in ("generic", "specific"):
+        assert set(result.accuracy[mode]) == {"svm", "svm-rbf", "svm-adv", "svm-adv+5%", "svm-adv+5% (adaptive)"}
+        for name, accs in result.accuracy[mode].items():
+            assert len(accs) == 3 and all(0 <= a <= 1 for a in accs)
+            if name in result.test_accuracy:
+                assert accs[0] == pytest.approx(result.test_accuracy[name])
+    # the undefended classifiers fall under attack; the rejected-counts-as-correct rule applies
+    assert result.accuracy["generic"]["svm-rbf"][-1] < result.accuracy["generic"]["svm-rbf"][0]
+    for mode in ("generic", "specific"):
+        assert result.rejected[mode]["svm-rbf"][-1] == 0.0  # no reject option, no rejections
+        adv = np.array(result.accuracy[mode]["svm-adv"][1:])
+        rbf = np.array(result.accuracy[mode]["svm-rbf"][1:])
+        assert (adv >= rbf).all()  # same adversarial points; rejections can only help
+
+
+def test_sanity_checks_and_analysis(result):
+    names = [c["check"] for c in result.sanity]
+    assert any("more attack steps" in n for n in names)
+    assert any("reaches its target" in n for n in names)
+    a = result.analysis
+    assert a["input_l2"] == 500.0 and a["feature_shift_attack_mean"] > a["feature_shift_noise_mean"]
+    assert a["ratio_attack_over_noise"] > 1
+
+
+def test_report_files(result, tmp_path):
+    write_report(result, tmp_path)
+    for f in ("security_accuracy.png", "security_accuracy.svg", "examples.png", "examples.svg", "results.json",
+              "results.csv", "config.json", "report.md"):
+        assert (tmp_path / f).stat().st_size > 0, f
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["d_max"] == [0.0, 600.0, 3000.0] and "sanity" in data
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert len(rows) == 2 * 5 * 3
+    md = (tmp_path / "report.md").read_text()
+    assert "security_accuracy.png" in md and "Sanity checks" in md
+
+
+def test_pass_and_ssim():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    img = np.ascontiguousarray(np.repeat(np.repeat(img[::4, ::4], 4, 0), 4, 1))
+    assert ssim(img[..., 0], img[..., 0]) == pytest.approx(1.0)
+    shifted = np.roll(img, 1, axis=1)
+    noisy = np.clip(img + rng.normal(0, 40, img.shape), 0, 255).astype(np.uint8)
+    assert pass_score(img, shifted) > pass_score(img, noisy)
+
+
+def test_cli_evaluate_writes_a_report(tmp_path, capsys):
+    rc = main(["-q", "evaluate", "--weights", "random", "--input-size", "64", "--n-train", "8", "--n-val", "4",
+               "--n-test", "1", "--d-max", "0", "2000", "--steps", "3", "--no-adaptive", "--out", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "sanity checks" in out and "accuracy vs d_max" in out
+    assert (tmp_path / "report.md").exists()

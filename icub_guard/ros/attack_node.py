@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
@@ -29,7 +30,7 @@ from ..attacks import ATTACKS, make_attack, rect_mask
 from ..core.errors import GuardError, InputError
 from ..core.pipeline import RegionModel
 from ..core.recognizer import Recognizer
-from .common import EVENT_QOS, FRAME_QOS, declare, json_msg, run_node
+from .common import EVENT_QOS, FRAME_QOS, Health, declare, json_msg, run_node
 from .convert import image_to_rgb, rgb_to_image
 
 ITERATIVE = {"paper", "bim", "pgd", "deepfool", "cw", "fooling"}
@@ -56,12 +57,15 @@ class AttackNode(Node):
         self.rec: Recognizer | None = None
         self.model_mtime = 0.0
         self.roi = None
-        self.counts = {"frames": 0, "attacked": 0, "fooled_own_copy": 0, "bad_input": 0, "skipped_no_model": 0}
+        self.health = Health()
+        self.counts = self.health.counts
         self.pub = self.create_publisher(Image, "image_out", FRAME_QOS)
         self.pub_info = self.create_publisher(String, "attack/info", EVENT_QOS)
         self.create_subscription(Image, "image_in", self.on_image, FRAME_QOS)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
         self.create_service(SetBool, "enable", self.on_enable)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
+        self.create_timer(1.0, self.publish_diagnostics)
         self.add_on_set_parameters_callback(self.on_params)
         self.get_logger().info(f"attack node ready ({self.attack_name}, eps {self.eps:g} {self.norm}); "
                                f"{'enabled' if self.enabled else 'passing frames through'}")
@@ -116,7 +120,7 @@ class AttackNode(Node):
         try:
             rgb = image_to_rgb(msg)
         except InputError as exc:
-            self.counts["bad_input"] += 1
+            self.health.reject("image")
             self.get_logger().warning(f"rejected image: {exc}", throttle_duration_sec=1.0)
             return
         rec = self._model()
@@ -129,16 +133,23 @@ class AttackNode(Node):
         try:
             out, info = self.perturb(rec, rgb, roi)
         except (InputError, ValueError) as exc:
-            self.counts["bad_input"] += 1
+            self.health.reject("attack")
             self.get_logger().warning(f"could not attack this frame: {exc}", throttle_duration_sec=1.0)
             self.pub.publish(msg)
             return
         info["time_ms"] = 1e3 * (time.perf_counter() - t0)
+        self.health.frame(info["time_ms"])
         self.counts["attacked"] += 1
         self.counts["fooled_own_copy"] += int(info["fooled_own_copy"])
-        info.update(stamp={"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}, counts=self.counts)
+        info.update(stamp={"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}, counts=dict(self.counts))
         self.pub_info.publish(json_msg(info))  # before the frame, so listeners know it was attacked
         self.pub.publish(rgb_to_image(out, msg.header.stamp, msg.header.frame_id))
+
+    def publish_diagnostics(self) -> None:
+        level = DiagnosticStatus.WARN if self.enabled else DiagnosticStatus.OK
+        self.pub_diag.publish(self.health.status(
+            f"{self.get_name()}: attack", self.attack_name, level, "ATTACKING" if self.enabled else "pass-through",
+            {"attack": self.attack_name, "eps": self.eps, "norm": self.norm, "model": self.model_path or "-"}))
 
     def perturb(self, rec: Recognizer, rgb: np.ndarray, roi) -> tuple[np.ndarray, dict]:
         """Attack the ROI box of the frame itself, through the guard's crop-and-resize.

@@ -21,10 +21,11 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from .common import EVENT_QOS, declare, json_msg, run_node
+from .common import EVENT_QOS, Health, declare, json_msg, run_node
 
 MODES = ("oracle", "interactive", "malicious")
 
@@ -45,14 +46,15 @@ class TeacherNode(Node):
         self.rng = np.random.default_rng(seed)
         self.truth: OrderedDict[tuple[int, int], str] = OrderedDict()
         self.labels: set[str] = set()
-        self.answers = 0
-        self.lies = 0
+        self.health = Health()
         self.pub = self.create_publisher(String, "teacher/feedback", EVENT_QOS)
         self.create_subscription(String, "teacher/query", self.on_query, EVENT_QOS)
         self.create_subscription(String, "ground_truth", self.on_truth, EVENT_QOS)
         if self.mode != "interactive":
             self.create_subscription(String, "decision", self.on_decision, EVENT_QOS)
         self.console_lock = threading.Lock()
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
+        self.create_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(f"teacher ready ({self.mode})")
 
     def on_truth(self, msg: String) -> None:
@@ -61,6 +63,7 @@ class TeacherNode(Node):
             self.truth[_key(body["stamp"])] = str(body["label"])
             self.labels.add(str(body["label"]))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            self.health.reject("ground_truth")
             self.get_logger().warning("ignored malformed ground_truth message", throttle_duration_sec=5.0)
             return
         while len(self.truth) > 500:
@@ -71,7 +74,7 @@ class TeacherNode(Node):
         if label is None:
             return None
         if self.mode == "malicious" and len(self.labels) > 1 and self.rng.random() < self.flip:
-            self.lies += 1
+            self.health.counts["lies"] += 1
             return str(self.rng.choice(sorted(self.labels - {label})))
         return label
 
@@ -80,6 +83,7 @@ class TeacherNode(Node):
             q = json.loads(msg.data)
             qid, stamp = int(q["query_id"]), q["stamp"]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            self.health.reject("query")
             self.get_logger().warning("ignored malformed query", throttle_duration_sec=5.0)
             return
         if self.mode == "interactive":
@@ -89,7 +93,7 @@ class TeacherNode(Node):
         if label is None:
             self.get_logger().warning(f"no ground truth for query {qid}; not answered", throttle_duration_sec=2.0)
             return
-        self.answers += 1
+        self.health.counts["answers"] += 1
         self.pub.publish(json_msg({"query_id": qid, "label": label}))
 
     def on_decision(self, msg: String) -> None:
@@ -99,12 +103,17 @@ class TeacherNode(Node):
             d = json.loads(msg.data)
             did, stamp, label, accepted = int(d["id"]), d["stamp"], d["label"], bool(d["accepted"])
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            self.health.reject("decision")
             return
         truth = self.truth.get(_key(stamp))
         if accepted and truth is not None and label != truth:
             answer = self._answer(stamp)
-            self.answers += 1
+            self.health.counts["corrections"] += 1
             self.pub.publish(json_msg({"decision_id": did, "label": answer}))
+
+    def publish_diagnostics(self) -> None:
+        self.pub_diag.publish(self.health.status(f"{self.get_name()}: teacher", self.mode, DiagnosticStatus.OK,
+                                                 self.mode, {"mode": self.mode, "known_labels": len(self.labels)}))
 
     def _ask_person(self, q: dict) -> None:
         with self.console_lock:

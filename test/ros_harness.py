@@ -1,0 +1,146 @@
+"""Helpers for tests that run icub_guard nodes as real processes over rclpy.
+
+DDS stays on localhost and each test session has its own ROS_DOMAIN_ID (set in
+conftest.py), so parallel runs never see each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.node import Node
+from sensor_msgs.msg import Image, RegionOfInterest
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from icub_guard.ros.common import EVENT_QOS, FRAME_QOS
+from icub_guard.ros.convert import rgb_to_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_node(module: str, params: dict, log: Path, remaps: dict | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", f"icub_guard.ros.{module}", "--ros-args"]
+    for k, v in params.items():
+        cmd += ["-p", f"{k}:={json.dumps(v) if isinstance(v, bool) else v}"]
+    for k, v in (remaps or {}).items():
+        cmd += ["-r", f"{k}:={v}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class Harness(Node):
+    """Publishes what a camera/teacher would and records everything the nodes say."""
+
+    def __init__(self, name: str = "test_harness"):
+        super().__init__(name)
+        self.msgs: dict[str, list] = defaultdict(list)
+        self.diag: dict[str, dict[str, str]] = {}
+        self.pub_image = self.create_publisher(Image, "image", FRAME_QOS)
+        self.pub_roi = self.create_publisher(RegionOfInterest, "roi", EVENT_QOS)
+        self.pub_feedback = self.create_publisher(String, "teacher/feedback", EVENT_QOS)
+        self.subs = {}
+        for topic in ("label", "decision", "teacher/query", "teacher/feedback", "attack/info", "ground_truth"):
+            self.subs[topic] = self.create_subscription(String, topic, lambda m, t=topic: self.msgs[t].append(m.data),
+                                                        EVENT_QOS)
+        for topic in ("image_out", "teacher/query_image", "debug_image", "camera_image"):
+            self.subs[topic] = self.create_subscription(Image, topic, lambda m, t=topic: self.msgs[t].append(m),
+                                                        FRAME_QOS)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, EVENT_QOS)
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            self.diag[st.name] = {kv.key: kv.value for kv in st.values}
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rclpy.spin_once(self, timeout_sec=0.05)
+
+    def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition") -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return
+            rclpy.spin_once(self, timeout_sec=0.05)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_matched(self, topic: str, node: str, timeout: float = 30.0) -> None:
+        """Until `node`'s publisher on `topic` is matched with our subscription (else early messages are lost)."""
+        name = self.resolve_topic_name(topic)
+
+        def matched():
+            infos = self.get_publishers_info_by_topic(name)
+            return any(i.node_name == node for i in infos) and self.subs[topic].get_publisher_count() >= len(infos)
+
+        self.wait_for(matched, timeout, f"{node}'s publisher on {topic}")
+
+    def decisions(self) -> list[dict]:
+        return [json.loads(d) for d in self.msgs["decision"]]
+
+    def send_frame(self, rgb: np.ndarray, roi=None, stamp_sec: int | None = None) -> None:
+        if roi is not None:
+            self.pub_roi.publish(RegionOfInterest(x_offset=int(roi[0]), y_offset=int(roi[1]), width=int(roi[2]),
+                                                  height=int(roi[3])))
+            self.spin_for(0.02)
+        stamp = self.get_clock().now().to_msg()
+        if stamp_sec is not None:
+            stamp.sec = stamp_sec
+        self.pub_image.publish(rgb_to_image(rgb, stamp, "camera"))
+
+    def frame_and_decision(self, rgb, roi=None, timeout: float = 30.0) -> dict:
+        """Send one frame and return the guard's decision about it."""
+        n = len(self.msgs["decision"])
+        self.send_frame(rgb, roi)
+        self.wait_for(lambda: len(self.msgs["decision"]) > n, timeout, "a decision")
+        return self.decisions()[-1]
+
+    def call(self, srv_type, name: str, request, timeout: float = 20.0):
+        client = self.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        fut = client.call_async(request)
+        rclpy.spin_until_future_complete(self, fut, timeout_sec=timeout)
+        self.destroy_client(client)
+        assert fut.done(), f"service {name} did not answer"
+        return fut.result()
+
+    def trigger(self, name: str):
+        return self.call(Trigger, name, Trigger.Request())
+
+    def set_bool(self, name: str, value: bool):
+        return self.call(SetBool, name, SetBool.Request(data=value))
+
+    def set_param(self, node: str, name: str, value) -> bool:
+        if isinstance(value, bool):
+            pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+        elif isinstance(value, float):
+            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+        elif isinstance(value, int):
+            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        else:
+            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(value))
+        res = self.call(SetParameters, f"/{node}/set_parameters",
+                        SetParameters.Request(parameters=[ParameterMsg(name=name, value=pv)]))
+        return all(r.successful for r in res.results)

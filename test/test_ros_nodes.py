@@ -1,0 +1,271 @@
+"""The ROS layer as real processes over rclpy: guard, teacher, attack and camera nodes.
+
+Tests in this module share one guard process (starting torch costs seconds) and
+run in file order: they teach it, restart it, attack it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from sensor_msgs.msg import Image, RegionOfInterest
+from std_msgs.msg import String
+
+from icub_guard.core.sim import TabletopSim, simworld_objects
+from icub_guard.ros.common import EVENT_QOS
+from icub_guard.ros.convert import image_to_rgb, rgb_to_image
+
+from ros_harness import Harness, start_node, stop
+
+GUARD = {"weights": "random", "input_size": 64, "crop_size": 48, "query_rate_limit": 100.0, "device": "cpu",
+         "diagnostics_period": 0.3}
+
+
+@pytest.fixture(scope="module")
+def ros():
+    rclpy.init()
+    h = Harness()
+    yield h
+    h.destroy_node()
+    rclpy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Four frames each of mug (0) and duck (1) and one of teddy (2), with ROIs."""
+    with TabletopSim(simworld_objects("7"), 96, seed=0) as sim:
+        return {k: [sim.render(k, i, stream=3) for i in range(4)] for k in range(3)}
+
+
+@pytest.fixture(scope="module")
+def guard(tmp_path_factory):
+    d = tmp_path_factory.mktemp("guard")
+    state = {"dir": d, "model": d / "model.npz"}
+    state["proc"] = start_node("guard_node", {**GUARD, "model_path": str(state["model"])}, d / "guard.log")
+    yield state
+    stop(state["proc"])
+
+
+def wait_ready(ros, proc, timeout=60.0):
+    ros.wait_for(lambda: proc.poll() is not None or any("guard_node" in k for k in ros.diag), timeout, "guard_node")
+    assert proc.poll() is None, "guard_node exited"
+    for topic in ("decision", "label", "teacher/query"):
+        ros.wait_matched(topic, "guard_node")
+
+
+def teach(ros, frame, label):
+    """Show a frame; tell the guard what it was (answering its query, or correcting/confirming it)."""
+    d = ros.frame_and_decision(frame.image, frame.roi)
+    key = {"query_id": d["query_id"]} if d["query_id"] is not None else {"decision_id": d["id"]}
+    ros.pub_feedback.publish(String(data=json.dumps({**key, "label": label})))
+    ros.spin_for(0.3)
+    return d
+
+
+def diag(ros):
+    return next(v for k, v in ros.diag.items() if "guard_node" in k)
+
+
+def test_unknown_object_is_queried_and_every_frame_gets_a_label(ros, guard, frames):
+    wait_ready(ros, guard["proc"])
+    n0 = len(ros.msgs["label"])
+    d = ros.frame_and_decision(frames[0][0].image, frames[0][0].roi)
+    assert d["schema"] == "icub_guard/decision@1"
+    assert (d["label"], d["accepted"], d["reason"]) == ("unknown", False, "no_classes")
+    assert d["roi_source"] == "topic" and d["latency_ms"] > 0
+    ros.wait_for(lambda: ros.msgs["teacher/query"] and ros.msgs["teacher/query_image"], 10, "query + image")
+    q = json.loads(ros.msgs["teacher/query"][-1])
+    assert q["schema"] == "icub_guard/query@1" and q["query_id"] == d["query_id"]
+    for f in frames[1][:3]:
+        ros.frame_and_decision(f.image, f.roi)
+    ros.wait_for(lambda: len(ros.msgs["label"]) >= n0 + 4, 10, "4 labels")
+
+
+def test_feedback_teaches_and_then_frames_get_the_label(ros, guard, frames):
+    for i in range(3):
+        teach(ros, frames[0][i], "mug")
+        teach(ros, frames[1][i], "duck")
+    ros.wait_for(lambda: diag(ros).get("classes") == "2", 10, "2 classes in diagnostics")
+    d_mug = ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)
+    d_duck = ros.frame_and_decision(frames[1][3].image, frames[1][3].roi)
+    assert set(d_mug["scores"]) == {"mug", "duck"}
+    assert d_mug["scores"]["mug"] > d_mug["scores"]["duck"] and d_duck["scores"]["duck"] > d_duck["scores"]["mug"]
+    assert d_mug["label"] in ("mug", "unknown") and d_duck["label"] in ("duck", "unknown")
+    assert guard["model"].exists()  # autosave
+
+
+def test_plain_label_feedback_answers_the_latest_query(ros, guard, frames):
+    assert ros.set_param("guard_node", "threshold", 9.0)  # everything is rejected → queried
+    d = ros.frame_and_decision(frames[2][0].image, frames[2][0].roi)
+    assert not d["accepted"] and d["query_id"] is not None
+    ros.pub_feedback.publish(String(data="teddy"))
+    ros.wait_for(lambda: diag(ros).get("classes") == "3", 10, "teddy learned")
+    assert ros.set_param("guard_node", "threshold", 0.0)
+
+
+def test_confirm_learns_the_last_prediction(ros, guard, frames):
+    assert ros.set_param("guard_node", "threshold", -9.0)  # everything accepted
+    d = ros.frame_and_decision(frames[0][2].image, frames[0][2].roi)
+    assert d["accepted"]
+    ros.spin_for(0.7)
+    before = int(diag(ros)["examples"])
+    res = ros.trigger("teacher/confirm")
+    assert res.success, res.message
+    ros.wait_for(lambda: int(diag(ros)["examples"]) == before + 1, 10, "one more example")
+    assert ros.set_param("guard_node", "threshold", 0.0)
+
+
+def test_runtime_parameters_take_effect_and_bad_values_are_refused(ros, guard, frames):
+    assert ros.set_param("guard_node", "threshold", 9.0)
+    assert not ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)["accepted"]
+    assert ros.set_param("guard_node", "class_thresholds", json.dumps({"mug": -50.0}))
+    d = ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)
+    assert d["thresholds"]["mug"] == -50.0 and d["thresholds"]["duck"] == 9.0
+    assert not ros.set_param("guard_node", "class_thresholds", "not json")
+    assert not ros.set_param("guard_node", "threshold", 1e9)  # outside the declared range
+    assert not ros.set_param("guard_node", "backbone", "vgg16")  # read-only
+    assert ros.set_param("guard_node", "class_thresholds", "")
+    assert ros.set_param("guard_node", "threshold", 0.0)
+    res = ros.set_bool("set_learning", False)
+    assert res.success
+    n = int(diag(ros)["examples"])
+    ros.pub_feedback.publish(String(data=json.dumps({"decision_id": ros.decisions()[-1]["id"], "label": "mug"})))
+    ros.spin_for(1.0)
+    assert int(diag(ros)["examples"]) == n  # nothing learned while learning is off
+    assert ros.set_bool("set_learning", True).success
+
+
+def _bad_images():
+    good = np.zeros((20, 20, 3), np.uint8)
+    out = []
+    m = rgb_to_image(good)
+    m.encoding = "yuv422"
+    out.append(m)
+    m = rgb_to_image(good)
+    m.data = bytes(m.data)[:100]
+    out.append(m)
+    m = rgb_to_image(good)
+    m.height = m.width = 0
+    m.data = b""
+    out.append(m)
+    m = rgb_to_image(good)
+    m.step = 10
+    out.append(m)
+    m = rgb_to_image(good)
+    m.width, m.height = 100000, 1
+    out.append(m)
+    return out
+
+
+def test_malformed_messages_leave_the_node_alive_and_counted(ros, guard, frames):
+    before_fb = int(diag(ros).get("rejected_input.feedback", 0))
+    before_img = int(diag(ros).get("rejected_input.image", 0))
+    for m in _bad_images():
+        ros.pub_image.publish(m)
+        ros.spin_for(0.1)
+    for text in ["", "   ", "x" * 200, "bad\x07label", '{"query_id": 99999, "label": "mug"}', "{not json",
+                 '{"label": "mug"}', '{"decision_id": "7", "label": "mug"}', "unknown"]:
+        ros.pub_feedback.publish(String(data=text))
+        ros.spin_for(0.05)
+    ros.send_frame(frames[0][0].image, (500, 500, 10, 10))  # ROI outside the image
+    # 6 bad frames (best-effort: allow one to be dropped on the way) and 9 bad feedback messages (reliable)
+    ros.wait_for(lambda: int(diag(ros).get("rejected_input.feedback", 0)) >= before_fb + 9
+                 and int(diag(ros).get("rejected_input.image", 0)) >= before_img + 5, 15, "rejections counted")
+    assert guard["proc"].poll() is None
+    d = ros.frame_and_decision(frames[1][0].image, frames[1][0].roi)  # still working
+    assert d["schema"] == "icub_guard/decision@1"
+
+
+def test_restart_reloads_what_was_taught(ros, guard, frames):
+    ros.spin_for(0.5)
+    classes = diag(ros)["classes"]
+    stop(guard["proc"])
+    ros.diag.clear()
+    guard["proc"] = start_node("guard_node", {**GUARD, "model_path": str(guard["model"])}, guard["dir"] / "g2.log")
+    wait_ready(ros, guard["proc"])
+    ros.wait_for(lambda: diag(ros).get("classes") == classes, 20, "same classes after restart")
+    d = ros.frame_and_decision(frames[1][3].image, frames[1][3].roi)
+    assert d["scores"]["duck"] == max(d["scores"].values())
+
+
+def test_attack_node_perturbs_within_its_bound(ros, guard, frames, tmp_path):
+    proc = start_node("attack_node", {"model_path": str(guard["model"]), "attack": "paper", "eps": 300.0,
+                                      "steps": 3, "enabled": False, "device": "cpu"}, tmp_path / "attack.log",
+                      {"image_in": "camera_image_in", "image_out": "image_out"})
+    pub = ros.create_publisher(Image, "camera_image_in", EVENT_QOS)
+    try:
+        f = frames[0][1]
+
+        def roundtrip():
+            n = len(ros.msgs["image_out"])
+            ros.pub_roi.publish(RegionOfInterest(x_offset=f.roi[0], y_offset=f.roi[1], width=f.roi[2],
+                                                 height=f.roi[3]))
+            ros.spin_for(0.05)
+            pub.publish(rgb_to_image(f.image))
+            ros.wait_for(lambda: len(ros.msgs["image_out"]) > n, 60, "image_out")
+            return image_to_rgb(ros.msgs["image_out"][-1])
+
+        ros.wait_for(lambda: pub.get_subscription_count() > 0, 30, "attack node subscribed")
+        ros.wait_matched("image_out", "attack_node")
+        assert np.array_equal(roundtrip(), f.image)  # disabled: passed through untouched
+        assert ros.set_bool("enable", True).success
+        out = roundtrip()
+        ros.wait_for(lambda: ros.msgs["attack/info"], 10, "attack/info")
+        info = json.loads(ros.msgs["attack/info"][-1])
+        bx, by, bw, bh = info["box"]
+        delta = out.astype(np.float32) - f.image.astype(np.float32)
+        assert np.linalg.norm(delta) <= 300.0 + 1e-3 + np.sqrt(delta.size) * 0.5  # bound, plus uint8 rounding
+        outside = delta.copy()
+        outside[by : by + bh, bx : bx + bw] = 0
+        assert np.abs(outside).max() == 0  # only the ROI box changes
+        assert np.abs(delta).max() > 0
+        assert {"label_before", "label_after", "fooled_own_copy", "norms"} <= set(info)
+        assert info["norms"]["l2"] <= 300.0 + 1e-3
+    finally:
+        stop(proc)
+
+
+def test_teacher_oracle_and_malicious(ros, tmp_path):
+    gt_pub = ros.create_publisher(String, "ground_truth", EVENT_QOS)
+    q_pub = ros.create_publisher(String, "teacher/query", EVENT_QOS)
+    results = {}
+    for mode, flip in (("oracle", 0.0), ("malicious", 1.0)):
+        proc = start_node("teacher_node", {"mode": mode, "flip_fraction": flip}, tmp_path / f"{mode}.log")
+        try:
+            ros.wait_for(lambda: q_pub.get_subscription_count() > 0 and gt_pub.get_subscription_count() > 0, 30,
+                         "teacher subscribed")
+            ros.wait_matched("teacher/feedback", "teacher_node")
+            ros.spin_for(0.5)
+            n = len(ros.msgs["teacher/feedback"])
+            for i, label in enumerate(["mug", "duck", "mug"]):
+                gt_pub.publish(String(data=json.dumps({"stamp": {"sec": 100 + i, "nanosec": 0}, "label": label})))
+            ros.spin_for(0.3)
+            q_pub.publish(String(data="garbage"))  # ignored, no crash
+            q_pub.publish(String(data=json.dumps({"query_id": 5, "stamp": {"sec": 102, "nanosec": 0}})))
+            ros.wait_for(lambda n=n: len(ros.msgs["teacher/feedback"]) > n, 15, f"{mode} answer")
+            results[mode] = json.loads(ros.msgs["teacher/feedback"][-1])
+            assert proc.poll() is None
+        finally:
+            stop(proc)
+    assert results["oracle"] == {"query_id": 5, "label": "mug"}
+    assert results["malicious"]["query_id"] == 5 and results["malicious"]["label"] == "duck"
+
+
+def test_sim_camera_publishes_frames_roi_and_truth(ros, tmp_path):
+    proc = start_node("sim_camera_node", {"rate": 10.0, "image_size": 64, "switch_period": 0.3},
+                      tmp_path / "cam.log", {"image": "camera_image"})
+    try:
+        t0 = time.monotonic()
+        ros.wait_for(lambda: len(ros.msgs["camera_image"]) >= 10, 60, "10 camera frames")
+        dt = time.monotonic() - t0
+        img = ros.msgs["camera_image"][-1]
+        assert (img.width, img.height, img.encoding) == (64, 64, "rgb8")
+        truths = {json.loads(m)["label"] for m in ros.msgs["ground_truth"]}
+        assert len(truths) >= 2  # the object changes
+        assert dt < 30
+    finally:
+        stop(proc)

@@ -30,6 +30,7 @@ from std_msgs.msg import String
 
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
 from icub_guard.core.sim import TabletopSim, simworld_objects
+from icub_guard.ros.convert import rgb_to_image
 
 from ros_harness import Harness, start_node, stop
 
@@ -67,10 +68,12 @@ def main() -> None:
             lat.append(1e3 * (time.perf_counter() - t0))
         period = max(np.median(lat) / 4e3, 0.002)
         n0, t0, sent = len(h.msgs["label"]), time.perf_counter(), 0
+        msgs = [rgb_to_image(f.image) for f in test]
         while time.perf_counter() - t0 < args.seconds:
-            h.send_frame(test[sent % len(test)].image)
+            h.pub_image.publish(msgs[sent % len(msgs)])
             sent += 1
-            h.spin_for(period)
+            rclpy.spin_once(h, timeout_sec=0.0)  # take in labels without blocking
+            time.sleep(period)
         h.spin_for(1.0)
         got = len(h.msgs["label"]) - n0
         decisions = h.decisions()[-got:]

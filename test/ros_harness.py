@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -27,16 +26,13 @@ from std_srvs.srv import SetBool, Trigger
 
 from icub_guard.ros.common import EVENT_QOS, FRAME_QOS
 from icub_guard.ros.convert import rgb_to_image
+from icub_guard.ros.demo import node_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_node(module: str, params: dict, log: Path, remaps: dict | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", f"icub_guard.ros.{module}", "--ros-args"]
-    for k, v in params.items():
-        cmd += ["-p", f"{k}:={json.dumps(v) if isinstance(v, bool) else v}"]
-    for k, v in (remaps or {}).items():
-        cmd += ["-r", f"{k}:={v}"]
+    cmd = node_cmd(module, params, remaps)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)

@@ -300,3 +300,15 @@ def test_attack_runs_on_any_scores_module():
     x[1, 0, 0, 1] = 200.0  # class 1
     r = PaperAttack(model, eps=300.0, steps=30)(x, torch.tensor([0, 1]))
     assert r.success.all() and r.accepted.all()
+
+
+def test_should_stop_interrupts_an_attack(small):
+    from icub_guard.attacks import AttackInterrupted
+
+    models, x, y = small
+    atk = make_attack("paper", models["svm-rbf"], eps=500.0, steps=50)
+    calls = []
+    atk.should_stop = lambda: calls.append(1) or len(calls) > 3
+    with pytest.raises(AttackInterrupted):
+        atk(x[:2], y[:2])
+    assert atk.steps == 3

@@ -269,3 +269,27 @@ def test_sim_camera_publishes_frames_roi_and_truth(ros, tmp_path):
         assert dt < 30
     finally:
         stop(proc)
+
+
+def test_sim_camera_reads_an_image_folder(ros, tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for cls in ("cup1", "cup2"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / "data" / cls / f"{i}.png"), rng.integers(0, 255, (30, 40, 3), dtype=np.uint8))
+    n = len(ros.msgs["camera_image"])
+    proc = start_node("sim_camera_node", {"source": "folder", "path": str(tmp_path / "data"), "rate": 20.0,
+                                          "switch_period": 0.1}, tmp_path / "cam.log", {"image": "camera_image"})
+    try:
+        ros.wait_for(lambda: len(ros.msgs["camera_image"]) >= n + 10, 60, "folder frames")
+        img = ros.msgs["camera_image"][-1]
+        assert (img.width, img.height) == (40, 30)
+        recent = {json.loads(m)["label"] for m in ros.msgs["ground_truth"][-10:]}
+        assert recent <= {"cup1", "cup2"} and len(recent) == 2
+    finally:
+        stop(proc)
+    bad = start_node("sim_camera_node", {"source": "folder", "path": str(tmp_path / "nowhere")}, tmp_path / "bad.log")
+    assert bad.wait(timeout=60) == 2  # a clear configuration error, not a crash
+    assert "no images under" in (tmp_path / "bad.log").read_text()

@@ -3,7 +3,7 @@
 `make_attack(name, model, **params)` builds any of them by name.
 """
 
-from .base import Attack, AttackResult, accept_margins
+from .base import Attack, AttackInterrupted, AttackResult, accept_margins
 from .bim import BIM
 from .constraints import all_norms, lp_norm, project, rect_mask
 from .cw import CarliniWagner
@@ -32,7 +32,7 @@ def make_attack(name: str, model, **params) -> Attack:
 
 
 __all__ = [
-    "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "Attack", "AttackResult", "CarliniWagner", "DeepFool", "FoolingImages",
-    "GaussianNoise", "HotCold", "NegativeImage", "PaperAttack", "UniversalPerturbation", "accept_margins",
-    "all_norms", "lp_norm", "make_attack", "project", "rect_mask",
+    "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "Attack", "AttackInterrupted", "AttackResult", "CarliniWagner",
+    "DeepFool", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage", "PaperAttack", "UniversalPerturbation",
+    "accept_margins", "all_norms", "lp_norm", "make_attack", "project", "rect_mask",
 ]

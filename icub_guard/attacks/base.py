@@ -63,6 +63,10 @@ def accept_margins(scores: torch.Tensor, thresholds: torch.Tensor | None) -> tor
     return scores - best_other
 
 
+class AttackInterrupted(RuntimeError):
+    """`should_stop` asked an attack to stop before it finished."""
+
+
 class Attack:
     """Base class. Subclasses implement `_run(x, y, target) -> x_adv`.
 
@@ -87,6 +91,9 @@ class Attack:
         self.seed = seed
         self.box = box
         self.steps = 0
+        #: optional callable checked before every gradient step; True stops the attack
+        #: with `AttackInterrupted` (a ROS node passes "is my context shutting down?")
+        self.should_stop = None
 
     # ----------------------------------------------------------- model view
     @property
@@ -117,6 +124,8 @@ class Attack:
 
     def gain_and_grad(self, x: torch.Tensor, y, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """gain(x), ∂gain/∂x and the scores, in one forward + backward pass."""
+        if self.should_stop is not None and self.should_stop():
+            raise AttackInterrupted(f"{self.name} stopped after {self.steps} steps")
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             s = self.scores(x)

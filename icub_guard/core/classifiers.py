@@ -39,6 +39,15 @@ def _check_labels(y) -> np.ndarray:
     return np.array([check_label(v) for v in np.asarray(y, dtype=object).ravel()], dtype=object)
 
 
+def _check_xy(X, y, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validated features and labels of matching length (what fit/partial_fit accept)."""
+    X = check_features(X, dim)
+    y = _check_labels(y)
+    if len(X) != len(y):
+        raise InputError(f"{len(X)} feature rows but {len(y)} labels")
+    return X, y
+
+
 class _Store:
     """Training examples with a growable, cached Gram matrix.
 
@@ -232,10 +241,7 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- fitting
     def fit(self, X, y):
-        X = check_features(X)
-        y = _check_labels(y)
-        if len(X) != len(y):
-            raise InputError(f"{len(X)} feature rows but {len(y)} labels")
+        X, y = _check_xy(X, y)
         check_kernel(self.kernel)
         if not self.C > 0:
             raise InputError("C must be > 0")
@@ -287,10 +293,7 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         """Add labelled examples (new labels add classes) and re-solve warm."""
         if not hasattr(self, "_store"):
             return self.fit(X, y)
-        X = check_features(X, self.n_features_in_)
-        y = _check_labels(y)
-        if len(X) != len(y):
-            raise InputError(f"{len(X)} feature rows but {len(y)} labels")
+        X, y = _check_xy(X, y, self.n_features_in_)
         for name in dict.fromkeys(y):
             if name not in set(self.classes_):
                 self._add_class(name)
@@ -428,10 +431,7 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
         self.reject = reject
 
     def fit(self, X, y):
-        X = check_features(X)
-        y = _check_labels(y)
-        if len(X) != len(y):
-            raise InputError(f"{len(X)} feature rows but {len(y)} labels")
+        X, y = _check_xy(X, y)
         check_kernel(self.kernel)
         self.gamma_ = median_gamma(X) if self.gamma == "median" else float(self.gamma)
         self.classes_ = np.array(sorted(set(y)), dtype=object)
@@ -455,8 +455,7 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
     def partial_fit(self, X, y):
         if not hasattr(self, "X_"):
             return self.fit(X, y)
-        X = check_features(X, self.n_features_in_)
-        y = _check_labels(y)
+        X, y = _check_xy(X, y, self.n_features_in_)
         for x, name in zip(X, y, strict=True):
             if name not in set(self.classes_):
                 self.classes_ = np.append(self.classes_, np.array([name], dtype=object))

@@ -67,7 +67,8 @@ def save(path: str | Path, meta: dict, arrays: dict[str, np.ndarray], key: bytes
     meta = {**meta, "format": FORMAT, "version": VERSION}
     meta["digest"] = _digest(meta, arrays, _key(key))
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays, **{_META: np.frombuffer(json.dumps(meta).encode(), np.uint8)})
+    # uncompressed: float features barely compress, and the guard saves after every label
+    np.savez(buf, **arrays, **{_META: np.frombuffer(json.dumps(meta).encode(), np.uint8)})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -26,7 +26,7 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
-from ..attacks import ATTACKS, make_attack, rect_mask
+from ..attacks import ATTACKS, AttackInterrupted, make_attack, rect_mask
 from ..core.errors import GuardError, InputError
 from ..core.pipeline import RegionModel
 from ..core.recognizer import Recognizer
@@ -52,10 +52,13 @@ class AttackNode(Node):
                                   read_only=True)
         self.enabled = declare(self, "enabled", False, "perturb frames (else pass them through)")
         self.roi_timeout = declare(self, "roi_timeout", 0.5, "seconds a roi message stays valid", lo=0.0, hi=60.0)
+        self.reload_period = declare(self, "reload_period", 5.0, "min seconds between reloads of a changed model",
+                                     lo=0.0, hi=3600.0)
         device = declare(self, "device", "auto", "auto | cpu | cuda", read_only=True)
         self.device = device
         self.rec: Recognizer | None = None
         self.model_mtime = 0.0
+        self.last_reload = -float("inf")
         self.roi = None
         self.health = Health()
         self.counts = self.health.counts
@@ -101,7 +104,9 @@ class AttackNode(Node):
         if not self.model_path or not path.exists():
             return None
         mtime = path.stat().st_mtime
-        if self.rec is None or mtime != self.model_mtime:
+        stale = mtime != self.model_mtime and time.monotonic() - self.last_reload >= self.reload_period
+        if self.rec is None or stale:
+            self.last_reload = time.monotonic()
             try:
                 if self.rec is None:
                     self.rec = Recognizer.load(path, device=self.device)
@@ -113,6 +118,8 @@ class AttackNode(Node):
         return self.rec
 
     def on_image(self, msg: Image) -> None:
+        if not self.context.ok():  # shutting down: start no new attack
+            return
         self.counts["frames"] += 1
         if not self.enabled:
             self.pub.publish(msg)
@@ -132,6 +139,8 @@ class AttackNode(Node):
         t0 = time.perf_counter()
         try:
             out, info = self.perturb(rec, rgb, roi)
+        except AttackInterrupted:
+            return  # the node is shutting down
         except (InputError, ValueError) as exc:
             self.health.reject("attack")
             self.get_logger().warning(f"could not attack this frame: {exc}", throttle_duration_sec=1.0)
@@ -179,7 +188,9 @@ class AttackNode(Node):
                 raise ValueError("the fooling attack needs a target class")
         else:
             kw["eps"] = self.eps
-        res = make_attack(self.attack_name, model, **kw)(x, y, target)
+        attack = make_attack(self.attack_name, model, **kw)
+        attack.should_stop = lambda: not self.context.ok()
+        res = attack(x, y, target)
         out = rgb.copy()
         out[by : by + bh, bx : bx + bw] = res.images()[0]
         seen = rec.classify_features(rec.features(rec.crop(out, roi)[0]))[0]  # what the guard will see

@@ -100,14 +100,14 @@ def run_node(node_cls, args=None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except (GuardError, ValueError) as exc:
+        print(f"{node_cls.__name__}: {exc}", file=sys.stderr)
+        return 2
     except Exception:
         # SIGTERM shuts the context down under a running callback; its publish then
         # fails (RCLError). That is a normal shutdown; anything else is re-raised.
         if rclpy.ok():
             raise
-    except (GuardError, ValueError) as exc:
-        print(f"{node_cls.__name__}: {exc}", file=sys.stderr)
-        return 2
     finally:
         if node is not None:
             node.destroy_node()

@@ -36,9 +36,11 @@ def ros_env(domain_id: int | None = None) -> dict[str, str]:
 
 
 def node_cmd(module: str, params: dict, remaps: dict | None = None) -> list[str]:
+    """`python -m icub_guard.ros.<module> --ros-args -p k:=v -r from:=to` (values as YAML)."""
     cmd = [sys.executable, "-m", f"icub_guard.ros.{module}", "--ros-args"]
     for k, v in params.items():
-        cmd += ["-p", f"{k}:={json.dumps(v) if isinstance(v, bool) else v}"]
+        text = json.dumps(v) if isinstance(v, bool) else ("''" if v == "" else str(v))
+        cmd += ["-p", f"{k}:={text}"]
     for k, v in (remaps or {}).items():
         cmd += ["-r", f"{k}:={v}"]
     return cmd

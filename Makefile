@@ -25,9 +25,11 @@ lint: $(VENV)/.installed
 test: lint
 	$(PY) -m pytest -q
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed   # about 15 minutes on a 2-core CPU (bench_attacks times a default evaluate)
 	$(PY) bench/bench_features.py
 	$(PY) bench/bench_online.py
+	$(PY) bench/bench_guard.py
+	$(PY) bench/bench_attacks.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,34 @@
+"""The command line: train a model file, and the in-process teaching demo."""
+
+import json
+
+from icub_guard.cli import main
+from icub_guard.core import Recognizer
+
+SMALL = ["--weights", "random", "--input-size", "64", "--device", "cpu"]
+
+
+def test_train_writes_a_loadable_calibrated_model(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert main(["-q", "train", *SMALL, "--n-per-class", "6", "--classifier", "svm-adv", "--out", str(out)]) == 0
+    assert "model saved" in capsys.readouterr().out
+    rec = Recognizer.load(out, device="cpu")
+    assert len(rec.classes) == 7 and rec.classifier.reject
+    assert (rec.classifier.thresholds_ >= 0).all() and rec.classifier.thresholds_.any()
+
+
+def test_demo_in_process_teaches_every_object(tmp_path, capsys):
+    summary = tmp_path / "s.json"
+    assert main(["-q", "demo", "--in-process", *SMALL, "--rounds", "2", "--frames-per-object", "3",
+                 "--test-per-class", "3", "--json", str(summary)]) == 0
+    out = capsys.readouterr().out
+    assert "held-out simworld7 test" in out
+    s = json.loads(summary.read_text())
+    assert s["teaching"]["rounds"][-1]["classes"] == 7
+    assert s["teaching"]["total"]["queries"] + s["teaching"]["total"]["corrections"] >= 7
+
+
+def test_bad_configuration_is_a_clear_error(caplog, tmp_path):
+    assert main(["train", "--weights", "/no/such/file.pth", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "weights must be" in caplog.text
+    assert not (tmp_path / "x.npz").exists()

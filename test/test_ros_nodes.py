@@ -293,3 +293,22 @@ def test_sim_camera_reads_an_image_folder(ros, tmp_path):
     bad = start_node("sim_camera_node", {"source": "folder", "path": str(tmp_path / "nowhere")}, tmp_path / "bad.log")
     assert bad.wait(timeout=60) == 2  # a clear configuration error, not a crash
     assert "no images under" in (tmp_path / "bad.log").read_text()
+
+
+def test_sim_camera_plays_a_video_in_a_loop(ros, tmp_path):
+    import cv2
+
+    path = tmp_path / "cup.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (40, 30))
+    for i in range(3):
+        w.write(np.full((30, 40, 3), 60 * i, np.uint8))
+    w.release()
+    n = len(ros.msgs["camera_image"])
+    proc = start_node("sim_camera_node", {"source": "video", "path": str(path), "rate": 20.0}, tmp_path / "v.log",
+                      {"image": "camera_image"})
+    try:
+        ros.wait_for(lambda: len(ros.msgs["camera_image"]) >= n + 8, 60, "video frames (more than the file has)")
+        assert (ros.msgs["camera_image"][-1].width, ros.msgs["camera_image"][-1].height) == (40, 30)
+        assert json.loads(ros.msgs["ground_truth"][-1])["label"] == "cup"  # the file name
+    finally:
+        stop(proc)

@@ -58,6 +58,7 @@ class _Store:
     def __init__(self, dim: int, kind: str, gamma: float, cap: int = 64):
         self.kind, self.gamma, self.n = kind, gamma, 0
         self.X = np.zeros((cap, dim), np.float32)
+        self.sqn = np.zeros(cap, np.float64)  # squared row norms, so a new row's kernel needs no pass over X's norms
         self.K = np.zeros((cap, cap), np.float64)
         self.label = np.zeros(cap, np.int32)
         self.age = np.zeros(cap, np.int64)
@@ -72,6 +73,7 @@ class _Store:
         K = np.zeros((new, new), np.float64)
         X[: self.n], K[: self.n, : self.n] = self.X[: self.n], self.K[: self.n, : self.n]
         self.X, self.K = X, K
+        self.sqn = np.resize(self.sqn, new)
         self.label = np.resize(self.label, new)
         self.age = np.resize(self.age, new)
 
@@ -79,7 +81,9 @@ class _Store:
         n0, m = self.n, len(X)
         self._grow(n0 + m)
         self.X[n0 : n0 + m] = X
-        rows = kernel(X, self.X[: n0 + m], self.kind, self.gamma, precise=False)
+        x32 = self.X[n0 : n0 + m]
+        self.sqn[n0 : n0 + m] = np.einsum("ij,ij->i", x32, x32)
+        rows = kernel(X, self.X[: n0 + m], self.kind, self.gamma, precise=False, nb=self.sqn[: n0 + m])
         self.K[n0 : n0 + m, : n0 + m] = rows
         self.K[: n0 + m, n0 : n0 + m] = rows.T
         self.label[n0 : n0 + m] = labels
@@ -93,6 +97,7 @@ class _Store:
         last = self.n - 1
         if i != last:
             self.X[i] = self.X[last]
+            self.sqn[i] = self.sqn[last]
             self.K[i, :] = self.K[last, :]
             self.K[:, i] = self.K[:, last]
             self.K[i, i] = self.K[last, last]
@@ -129,22 +134,42 @@ def smo(K: np.ndarray, Y: np.ndarray, beta: np.ndarray, g: np.ndarray, C: float,
 
 
 def _smo_one(K, diag, y, beta, g, C, tol, max_steps) -> tuple[int, bool]:
+    n = len(g)
     lo = np.where(y > 0, 0.0, -C)
     hi = np.where(y > 0, C, 0.0)
     eps = 1e-12 * C
+    hi_e, lo_e = hi - eps, lo + eps
+    # preallocated work arrays: every step is ~15 numpy calls with no allocation
+    g_up, g_dn, row, gain = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    up, dn = np.empty(n, bool), np.empty(n, bool)
     for step in range(max_steps):
-        g_up = np.where(beta < hi - eps, g, np.inf)
+        np.less(beta, hi_e, out=up)
+        np.greater(beta, lo_e, out=dn)
+        g_up.fill(np.inf)
+        np.copyto(g_up, g, where=up)
+        g_dn.fill(-np.inf)
+        np.copyto(g_dn, g, where=dn)
         i = int(g_up.argmin())
-        diff = np.where(beta > lo + eps, g, -np.inf) - g_up[i]
-        if diff.max() <= tol:
+        gi = g_up[i]
+        if g_dn.max() - gi <= tol:
             return step, True
-        # second-order choice of j (libsvm's WSS2): the largest objective decrease
-        eta = np.maximum(diag[i] + diag - 2.0 * K[i], 1e-12)
-        j = int(np.where(diff > 0, diff * diff / eta, -np.inf).argmax())
-        t = min(diff[j] / eta[j], hi[i] - beta[i], beta[j] - lo[j])
+        # second-order choice of j (libsvm's WSS2): the largest objective decrease (g_j − g_i)² / η_ij
+        Ki = K[i]
+        np.multiply(Ki, -2.0, out=row)
+        row += diag[i]
+        row += diag
+        np.maximum(row, 1e-12, out=row)  # η
+        np.subtract(g_dn, gi, out=gain)
+        np.maximum(gain, 0.0, out=gain)  # only violating j (some exist: the check above failed)
+        gain *= gain
+        gain /= row
+        j = int(gain.argmax())
+        t = min((g[j] - gi) / row[j], hi[i] - beta[i], beta[j] - lo[j])
         beta[i] += t
         beta[j] -= t
-        g += t * (K[i] - K[j])
+        np.subtract(Ki, K[j], out=row)
+        row *= t
+        g += row
     return max_steps, False
 
 

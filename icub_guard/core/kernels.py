@@ -18,28 +18,31 @@ def check_kernel(kind: str) -> str:
     return kind
 
 
-def sq_dists(a: np.ndarray, b: np.ndarray, precise: bool = True) -> np.ndarray:
+def sq_dists(a: np.ndarray, b: np.ndarray, precise: bool = True, nb: np.ndarray | None = None) -> np.ndarray:
     """Squared euclidean distances, N×M, float64.
 
     `precise=False` does the big matmul in float32 (4× faster on a CPU), used for
-    training Gram matrices where a 1e-6 error only nudges the solver.
+    training Gram matrices where a 1e-6 error only nudges the solver. `nb` passes
+    b's squared row norms when the caller keeps them (an online store does).
     """
     dt = np.float64 if precise else np.float32
     a_, b_ = a.astype(dt, copy=False), b.astype(dt, copy=False)
     cross = (a_ @ b_.T).astype(np.float64, copy=False)
     na = np.einsum("ij,ij->i", a_, a_).astype(np.float64)
-    nb = np.einsum("ij,ij->i", b_, b_).astype(np.float64)
+    if nb is None:
+        nb = np.einsum("ij,ij->i", b_, b_).astype(np.float64)
     d2 = na[:, None] + nb[None, :] - 2.0 * cross
     np.maximum(d2, 0.0, out=d2)
     return d2
 
 
-def kernel(a: np.ndarray, b: np.ndarray, kind: str, gamma: float, precise: bool = True) -> np.ndarray:
-    """K(a_i, b_j) as a float64 N×M matrix."""
+def kernel(a: np.ndarray, b: np.ndarray, kind: str, gamma: float, precise: bool = True,
+           nb: np.ndarray | None = None) -> np.ndarray:
+    """K(a_i, b_j) as a float64 N×M matrix (`nb`: b's squared row norms, if known)."""
     if kind == "linear":
         dt = np.float64 if precise else np.float32
         return (a.astype(dt, copy=False) @ b.astype(dt, copy=False).T).astype(np.float64, copy=False)
-    d2 = sq_dists(a, b, precise)
+    d2 = sq_dists(a, b, precise, nb)
     return np.exp(-gamma * d2, out=d2)
 
 

@@ -32,6 +32,7 @@ from ..core.recognizer import Recognizer, RecognizerConfig
 from ..core.validation import UNKNOWN, check_label
 from .common import DECISION_SCHEMA, EVENT_QOS, FRAME_QOS, QUERY_SCHEMA, Health, declare, json_msg, run_node
 from .convert import image_to_rgb, rgb_to_image
+from .saver import BackgroundSaver
 
 MAX_PENDING = 64  # queries and recent decisions kept for feedback; older ones are forgotten
 
@@ -74,6 +75,7 @@ class GuardNode(Node):
         self.health = Health()
         self.autosave_blocked: str | None = None
         self._load_model()
+        self.saver = BackgroundSaver(lambda: self.rec.save(self.model_path), self._save_failed)
 
         self.roi: tuple[tuple[int, int, int, int], float] | None = None
         self.next_id = 1
@@ -116,16 +118,26 @@ class GuardNode(Node):
             self.get_logger().error(self.autosave_blocked + " — starting empty, autosave off until save_model")
 
     def _save(self, reason: str) -> str | None:
+        """Save now, in this thread (the save_model service); returns the error, if any."""
         if not self.model_path or self.rec.classifier is None:
             return None
+        self.saver.flush()  # no background write may land after this one
         try:
             self.rec.save(self.model_path)
             self.health.counts["saves"] += 1
             return None
         except (OSError, GuardError) as exc:
-            self.health.counts["save_errors"] += 1
-            self.get_logger().error(f"saving after {reason} failed: {exc}")
+            self._save_failed(exc)
             return str(exc)
+
+    def _save_failed(self, exc: Exception) -> None:
+        self.health.counts["save_errors"] += 1
+        self.get_logger().error(f"saving {self.model_path} failed: {exc}")
+
+    def destroy_node(self):
+        if not self.saver.close(timeout=60.0):
+            self.get_logger().error("model not fully saved before shutdown (timeout)")
+        return super().destroy_node()
 
     def _apply_thresholds(self) -> None:
         if self.rec.classifier is None or not self.rec.classifier.reject:
@@ -250,8 +262,8 @@ class GuardNode(Node):
         self.health.counts["learned"] += 1
         self.get_logger().info(f"learned {label!r} from {source} ({'new class' if report.new_class else 'known'}; "
                                f"{report.n_classes} classes, {1e3 * report.seconds:.1f} ms)")
-        if self.autosave and not self.autosave_blocked:
-            self._save("learning")
+        if self.autosave and not self.autosave_blocked and self.model_path:
+            self.saver.request()  # written in the background; flushed before shutdown
 
     def on_confirm(self, req, resp):
         last = next(reversed(self.recent), None)
@@ -278,6 +290,7 @@ class GuardNode(Node):
         return resp
 
     def on_reset(self, req, resp):
+        self.saver.flush()  # a pending autosave must not resurrect the old model
         self.rec.reset()
         self.pending.clear()
         self.recent.clear()
@@ -342,6 +355,7 @@ class GuardNode(Node):
             "; ".join(issues) or "ok",
             {"device": fx.device, "backbone": fx.spec.id, "classes": len(self.rec.classes),
              "examples": self.rec.n_examples, "learning": self.learning, "model_path": self.model_path or "-",
+             "saves": self.saver.saves + self.health.counts["saves"],
              "last_error": self.last_error}))
 
 

@@ -288,6 +288,7 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         self._beta = np.zeros((self._store.K.shape[0], len(self.classes_)))
         self._g = np.zeros_like(self._beta)
         self._g[: len(X)] = -self._Y()
+        self._sv_cache = None
 
     @property
     def n_features_in_(self) -> int:
@@ -310,6 +311,7 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         if not stats.converged:
             log.warning("SMO stopped after %d steps before reaching tol=%g", stats.steps, self.tol)
         self.intercept_ = _bias(self._beta[:n], self._g[:n], self._Y(), float(self.C))
+        self._sv_cache = None
         self.last_solver_stats_ = stats
         return stats
 
@@ -402,21 +404,29 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         return bool(np.any(b_i != 0.0))
 
     # ------------------------------------------------------------- prediction
-    def _support(self) -> tuple[np.ndarray, np.ndarray]:
-        n = self._store.n
-        rows = np.flatnonzero(np.any(self._beta[:n] != 0.0, axis=1))
-        return self._store.X[rows], self._beta[rows]
+    def _support(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Support vectors (float64), their dual coefficients and squared norms.
+
+        Cached until the solution changes: a camera calls `decision_function` every
+        frame, and at the paper's scale rebuilding this is a 92 MB copy.
+        """
+        if getattr(self, "_sv_cache", None) is None:
+            n = self._store.n
+            rows = np.flatnonzero(np.any(self._beta[:n] != 0.0, axis=1))
+            sv = self._store.X[rows].astype(np.float64)
+            self._sv_cache = (sv, self._beta[rows], np.einsum("ij,ij->i", sv, sv))
+        return self._sv_cache
 
     def decision_function(self, X) -> np.ndarray:
         X = check_features(X, self.n_features_in_)
-        sv, coef = self._support()
+        sv, coef, sqn = self._support()
         if self.kernel == "linear":
-            return X.astype(np.float64) @ (sv.astype(np.float64).T @ coef) + self.intercept_
-        return kernel(X, sv, self.kernel, self.gamma_) @ coef + self.intercept_
+            return X.astype(np.float64) @ (sv.T @ coef) + self.intercept_
+        return kernel(X, sv, self.kernel, self.gamma_, nb=sqn) @ coef + self.intercept_
 
     def torch_scores(self) -> KernelScores:
         """The fitted scores as a differentiable torch module of the features."""
-        sv, coef = self._support()
+        sv, coef, _ = self._support()
         return KernelScores(self.kernel, self.gamma_, sv, coef, self.intercept_)
 
     # ------------------------------------------------------------ persistence
@@ -439,6 +449,7 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         n = len(X)
         self._beta[:n] = s["beta"]
         self._g[:n] = self._store.K[:n, :n] @ self._beta[:n] - self._Y()
+        self._sv_cache = None
         return self
 
 

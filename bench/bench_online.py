@@ -4,7 +4,8 @@ Scale: 28 classes × 100 examples = 2,800 examples of 4,096-d AlexNet fc7
 features (SimWorld28, random weights: same geometry class as real features,
 L2-normalised). Measures one teacher label of a known class and of a new class
 (features given, and crop given so the backbone forward is included), with and
-without the per-class budget that makes every label evict one example.
+without the per-class budget that makes every label evict one example; and the
+classification of one frame's features at that scale.
 """
 
 from __future__ import annotations
@@ -49,8 +50,16 @@ def main() -> None:
     t0 = time.perf_counter()
     fresh(None).fit(X, train.labels)
     full_s = time.perf_counter() - t0
+    clf = fresh(None).fit(X, train.labels)
+    clf.decision_function(Xl[:1])
+    dec = []
+    for i in range(40):
+        t = time.perf_counter()
+        clf.decision_function(Xl[i : i + 1])
+        dec.append(1e3 * (time.perf_counter() - t))
     out = {"benchmark": "online_update", "examples": len(X), "classes": len(set(train.labels)), "dim": X.shape[1],
-           "setup": {"render_s": render_s, "extract_s": extract_s}, "full_retrain_s": full_s, "cases": {}}
+           "setup": {"render_s": render_s, "extract_s": extract_s}, "full_retrain_s": full_s,
+           "decision_one_frame": stats(dec), "cases": {}}
     rng = np.random.default_rng(0)
     for budget in (None, args.per_class):
         name = "unbounded" if budget is None else f"budget_{budget}_per_class"

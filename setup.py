@@ -40,7 +40,6 @@ setup(
     maintainer_email="icub-guard@example.org",
     description="Adversarially guarded online object recognition (reject-option RBF-SVM on deep features) for ROS 2",
     license="BSD-3-Clause",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "icub-guard = icub_guard.cli:main",

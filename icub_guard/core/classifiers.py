@@ -342,11 +342,11 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
 
     def _solve(self) -> SolverStats:
         n = self._store.n
-        stats = smo(self._store.K[:n, :n], self._Y(), self._beta[:n], self._g[:n], float(self.C), self.tol,
-                    self.max_steps)
+        Y = self._Y()
+        stats = smo(self._store.K[:n, :n], Y, self._beta[:n], self._g[:n], float(self.C), self.tol, self.max_steps)
         if not stats.converged:
             log.warning("SMO stopped after %d steps before reaching tol=%g", stats.steps, self.tol)
-        self.intercept_ = _bias(self._beta[:n], self._g[:n], self._Y(), float(self.C))
+        self.intercept_ = _bias(self._beta[:n], self._g[:n], Y, float(self.C))
         self._sv_cache = None
         self.last_solver_stats_ = stats
         return stats
@@ -485,7 +485,6 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         n = len(X)
         self._beta[:n] = s["beta"]
         self._g[:n] = self._store.K[:n, :n] @ self._beta[:n] - self._Y()
-        self._sv_cache = None
         return self
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import os
 import tempfile
@@ -66,14 +65,12 @@ def save(path: str | Path, meta: dict, arrays: dict[str, np.ndarray], key: bytes
             raise TypeError(f"array {name!r} must be a plain numpy array, not {kind}")
     meta = {**meta, "format": FORMAT, "version": VERSION}
     meta["digest"] = _digest(meta, arrays, _key(key))
-    buf = io.BytesIO()
-    # uncompressed: float features barely compress, and the guard saves after every label
-    np.savez(buf, **arrays, **{_META: np.frombuffer(json.dumps(meta).encode(), np.uint8)})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
+            # uncompressed: float features barely compress, and the guard saves after every label
+            np.savez(f, **arrays, **{_META: np.frombuffer(json.dumps(meta).encode(), np.uint8)})
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -66,7 +66,9 @@ def teach_from_stream(rec: Recognizer, variant: str = "7", rounds: int = 3, fram
                 for i in range(frames_per_object):
                     frame = sim.render(int(k), r * frames_per_object + i, SPLIT_STREAMS["live"])
                     t0 = time.perf_counter()
-                    decision = rec.recognize(frame.image, frame.roi)
+                    crop, _ = rec.crop(frame.image, frame.roi)
+                    feats = rec.features(crop)
+                    decision = rec.classify_features(feats)[0]
                     ms = 1e3 * (time.perf_counter() - t0)
                     for s in (stats, total):
                         s.frames += 1
@@ -77,9 +79,8 @@ def teach_from_stream(rec: Recognizer, variant: str = "7", rounds: int = 3, fram
                             s.correct += 1
                         else:
                             s.wrong += 1
-                    if decision.label != frame.label:  # asked, or corrected: learn the answer
-                        crop, _ = rec.crop(frame.image, frame.roi)
-                        rec.learn(crop, frame.label)
+                    if decision.label != frame.label:  # asked, or corrected: learn what it saw
+                        rec.learn(feats, frame.label)
                         key = "queries" if not decision.accepted else "corrections"
                         for s in (stats, total):
                             setattr(s, key, getattr(s, key) + 1)

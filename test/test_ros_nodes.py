@@ -312,3 +312,28 @@ def test_sim_camera_plays_a_video_in_a_loop(ros, tmp_path):
         assert json.loads(ros.msgs["ground_truth"][-1])["label"] == "cup"  # the file name
     finally:
         stop(proc)
+
+
+def test_guard_keeps_a_loaded_models_calibrated_thresholds(ros, frames, tmp_path):
+    """A model calibrated offline (icub-guard train --calibrate) keeps its thresholds in the node."""
+    from icub_guard.core import Recognizer, RecognizerConfig
+
+    rec = Recognizer(RecognizerConfig(weights="random", input_size=64, crop_size=48, device="cpu"))
+    crops = [rec.crop(f.image, f.roi)[0] for k in (0, 1) for f in frames[k]]
+    rec.fit(np.stack(crops), ["mug"] * 4 + ["duck"] * 4)
+    wanted = {"mug": 0.125, "duck": -0.25}
+    rec.set_thresholds([wanted[c] for c in rec.classes])
+    path = rec.save(tmp_path / "calibrated.npz")
+    proc = start_node("guard_node", {**GUARD, "model_path": str(path), "autosave": False}, tmp_path / "g.log",
+                      {"decision": "calibrated/decision"})
+    sub = ros.create_subscription(String, "calibrated/decision",
+                                  lambda m: ros.msgs["calibrated"].append(json.loads(m.data)), EVENT_QOS)
+    try:
+        ros.wait_for(lambda: sub.get_publisher_count() > 0, 60, "the calibrated guard")
+        ros.spin_for(0.5)
+        ros.send_frame(frames[0][0].image, frames[0][0].roi)
+        ros.wait_for(lambda: ros.msgs["calibrated"], 30, "a decision")
+        assert ros.msgs["calibrated"][-1]["thresholds"] == wanted  # not the node's threshold parameter (0)
+    finally:
+        stop(proc)
+        ros.destroy_subscription(sub)

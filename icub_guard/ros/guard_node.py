@@ -54,7 +54,8 @@ class GuardNode(Node):
         roi_fixed = p("roi_fixed", [0, 0, 0, 0], "x, y, w, h for roi_mode fixed", read_only=True)
         crop_size = p("crop_size", 64, "crop side fed to the network (px)", read_only=True, lo=8, hi=1024)
         self.roi_timeout = p("roi_timeout", 0.5, "seconds a roi message stays valid", lo=0.0, hi=60.0)
-        self.threshold = p("threshold", 0.0, "reject threshold for every class", lo=-10.0, hi=10.0)
+        self.threshold = p("threshold", 0.0, "threshold of new classes; setting it at runtime resets all classes",
+                           lo=-10.0, hi=10.0)
         self.class_thresholds = p("class_thresholds", "", 'JSON {"class": threshold} overriding threshold')
         self.query_on_reject = p("query_on_reject", True, "ask the teacher when a frame is rejected")
         self.query_margin = p("query_margin", 0.0, "also ask when top-2 score margin is below this", lo=0.0, hi=10.0)
@@ -139,11 +140,26 @@ class GuardNode(Node):
             self.get_logger().error("model not fully saved before shutdown (timeout)")
         return super().destroy_node()
 
-    def _apply_thresholds(self) -> None:
-        if self.rec.classifier is None or not self.rec.classifier.reject:
+    def _apply_thresholds(self, reset_all: bool = False, new_class: str | None = None) -> None:
+        """The model's thresholds (calibrated ones survive a reload) with the node's settings on top.
+
+        `threshold` goes to a newly learned class, or to every class when it is set at
+        runtime (`reset_all`); `class_thresholds` entries always win.
+        """
+        clf = self.rec.classifier
+        if clf is None or not clf.reject:
             return
+        classes = self.rec.classes
+        t = np.array(clf.thresholds_, dtype=np.float64)
+        if reset_all:
+            t[:] = self.threshold
+        if new_class is not None:
+            t[classes.index(new_class)] = self.threshold
         overrides = json.loads(self.class_thresholds) if self.class_thresholds else {}
-        self.rec.set_thresholds([float(overrides.get(c, self.threshold)) for c in self.rec.classes])
+        for name, value in overrides.items():
+            if name in classes:
+                t[classes.index(name)] = float(value)
+        self.rec.set_thresholds(t)
 
     def _new_id(self) -> int:
         i, self.next_id = self.next_id, self.next_id + 1
@@ -258,7 +274,7 @@ class GuardNode(Node):
 
     def _learn(self, feats, label: str, source: str) -> None:
         report = self.rec.learn(feats, label)
-        self._apply_thresholds()
+        self._apply_thresholds(new_class=report.label if report.new_class else None)
         self.health.counts["learned"] += 1
         self.get_logger().info(f"learned {label!r} from {source} ({'new class' if report.new_class else 'known'}; "
                                f"{report.n_classes} classes, {1e3 * report.seconds:.1f} ms)")
@@ -326,7 +342,7 @@ class GuardNode(Node):
                 self.query_rate = prm.value
             elif prm.name == "learning_enabled":
                 self.learning = prm.value
-        self._apply_thresholds()
+        self._apply_thresholds(reset_all=any(prm.name == "threshold" for prm in params))
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------- helpers

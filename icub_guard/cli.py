@@ -19,10 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .core import Recognizer, RecognizerConfig
-from .core.classifiers import CLASSIFIERS
 from .core.datasets import load_dataset
 from .core.errors import GuardError
 from .core.features import BACKBONES, FeatureExtractor, build_extractor
+from .core.svm import CLASSIFIERS
 
 log = logging.getLogger("icub_guard")
 

@@ -41,7 +41,7 @@ def feats7(data7, extractor):
 
 @pytest.fixture(scope="session")
 def hyper(feats7):
-    from icub_guard.core.classifiers import select_hyperparameters
+    from icub_guard.core.svm import select_hyperparameters
 
     X, y = feats7["train"]
     return select_hyperparameters(X, y, "rbf")

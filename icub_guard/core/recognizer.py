@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from . import persistence
-from .classifiers import CLASSIFIERS, OneVsAllSVC, RLSClassifier, make_classifier, select_hyperparameters
 from .datasets import square_roi
 from .errors import InputError, ModelFileError
 from .features import BackboneSpec, FeatureExtractor
 from .pipeline import GuardModel
 from .roi import ROI, RoiSelector, clamp_roi, crop
+from .svm import CLASSIFIERS, OneVsAllSVC, RLSClassifier, make_classifier, select_hyperparameters
 from .validation import UNKNOWN, check_features, check_image, check_label
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class Recognizer:
     @property
     def n_examples(self) -> int:
         c = self.classifier
-        return 0 if c is None else (c.n_examples_ if isinstance(c, OneVsAllSVC) else len(c.X_))
+        return 0 if c is None else c.n_examples_
 
     def crop_box(self, image: np.ndarray, roi=None) -> tuple[ROI, ROI]:
         """The box cut out of the frame (clamped) and the ROI it came from.
@@ -181,7 +181,7 @@ class Recognizer:
     def fit(self, crops_or_features, labels, hyperparameters: str | dict = "config") -> dict:
         """Batch training; `hyperparameters="auto"` picks C and γ by 3-fold CV."""
         X = self._as_features(crops_or_features)
-        labels = np.asarray(labels, dtype=object)
+        labels = np.array([check_label(v) for v in np.asarray(labels, dtype=object).ravel()], dtype=object)
         hp: dict = {}
         if hyperparameters == "auto" and self.config.classifier != "rls":
             kind = CLASSIFIERS[self.config.classifier]["kernel"]
@@ -197,6 +197,9 @@ class Recognizer:
         with self._lock:
             if self.classifier is None:
                 raise InputError("nothing learned yet: calibrate after training")
+            if not self.classifier.reject:
+                raise InputError(f"classifier {self.config.classifier!r} has no reject option to calibrate; "
+                                 "use svm-adv")
             t = self.classifier.calibrate(self._as_features(crops_or_features), labels, target_false_reject)
             self._model = None
             return t

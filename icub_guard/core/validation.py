@@ -16,12 +16,16 @@ UNKNOWN = "unknown"
 def check_label(label: object) -> str:
     """Return a clean class label or raise `InputError`.
 
-    Labels end up in topics, file names and plots, so they must be short,
-    printable and not the reserved `unknown`.
+    Labels end up in topics, file names and plots, so they must be short and
+    printable: after Unicode NFKC normalisation and stripping, 1..64 characters
+    with no control or format characters (Unicode category C). `unknown` is
+    reserved in any case and any compatibility form ("UNKNOWN", "ｕｎｋｎｏｗｎ").
     """
     if not isinstance(label, str):
         raise InputError(f"label must be a string, got {type(label).__name__}")
-    clean = label.strip()
+    if len(label) > 4 * MAX_LABEL_LEN:  # bound the normalisation work before doing it
+        raise InputError(f"label is {len(label)} characters long; at most {MAX_LABEL_LEN} allowed")
+    clean = unicodedata.normalize("NFKC", label).strip()
     if not clean:
         raise InputError("label is empty")
     if len(clean) > MAX_LABEL_LEN:
@@ -29,7 +33,7 @@ def check_label(label: object) -> str:
     bad = [c for c in clean if unicodedata.category(c).startswith("C")]
     if bad:
         raise InputError(f"label contains control characters: {bad!r}")
-    if clean == UNKNOWN:
+    if clean.casefold() == UNKNOWN:
         raise InputError(f"'{UNKNOWN}' is reserved for rejected samples and cannot be taught")
     return clean
 

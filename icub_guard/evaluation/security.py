@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from ..attacks import PaperAttack
-from ..core.classifiers import make_classifier, select_hyperparameters
 from ..core.datasets import load_dataset
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
+from ..core.svm import make_classifier, select_hyperparameters
 from ..core.validation import UNKNOWN
 from .metrics import feature_shift, pass_score, random_direction_like
 

@@ -61,9 +61,10 @@ def main() -> None:
         r = atk(x, y)
         sync()
         dt = time.perf_counter() - t0
-        out["attacks"][name] = {"seconds": dt, "gradient_steps": r.steps,
-                                "iterations_per_s": r.steps / dt, "image_iterations_per_s": r.steps * args.batch / dt,
-                                "fraction_of_bare_limit": (r.steps * args.batch / dt) / (args.batch / bare),
+        n = r.gradient_evals
+        out["attacks"][name] = {"seconds": dt, "gradient_evals": n, "iterations_per_s": n / dt,
+                                "image_iterations_per_s": n * args.batch / dt,
+                                "fraction_of_bare_limit": (n * args.batch / dt) / (args.batch / bare),
                                 "success_rate": r.success_rate}
     if args.evaluate:
         with tempfile.TemporaryDirectory() as d:

@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=90.0, help="seconds (ROS demo)")
     demo.add_argument("--attack-fraction", type=float, default=0.4, help="final share of the run under attack")
     demo.add_argument("--attack", default="paper", help="attack the man-in-the-middle node runs")
-    demo.add_argument("--eps", type=float, default=1000.0, help="attack d_max (l2, crop pixels)")
+    demo.add_argument("--eps", type=float, default=1000.0,
+                      help="attack d_max: norm of the change to the frame's ROI box (pixel values 0..255)")
     demo.add_argument("--attack-steps", type=int, default=10)
     demo.add_argument("--rate", type=float, default=5.0, help="camera frames per second")
     demo.add_argument("--workdir", help="where the model and the node logs go (default: a temp dir)")

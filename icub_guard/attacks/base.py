@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .constraints import BOX, all_norms, check_norm, project
+from .constraints import BOX, all_norms, check_norm, project, quantize
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,20 @@ class AttackResult:
     scores: torch.Tensor  # N×K scores at x_adv
     accepted: torch.Tensor  # N bool: would the model's reject option let it through
     norms: dict[str, torch.Tensor] = field(default_factory=dict)  # l0, l1, l2, linf of x_adv − x
-    steps: int = 0  # gradient steps (forward+backward passes) used
+    gradient_evals: int = 0  # backward passes used (DeepFool: one per candidate class per iteration)
+    x: torch.Tensor | None = None  # the clean input
+    eps: float | None = None  # the budget in `norm` the attack ran under
+    norm: str = "l2"
 
     @property
     def success_rate(self) -> float:
         return float(self.success.float().mean())
 
     def images(self) -> np.ndarray:
-        """The adversarial crops as uint8, as a camera would publish them."""
-        return self.x_adv.detach().round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        """The adversarial crops as uint8, as a camera would publish them, still within the budget."""
+        if self.x is None:
+            return self.x_adv.detach().round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        return quantize(self.x_adv.detach(), self.x, self.eps, self.norm).to(torch.uint8).cpu().numpy()
 
 
 def _other_max(scores: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -68,31 +73,38 @@ class AttackInterrupted(RuntimeError):
 
 
 class Attack:
-    """Base class. Subclasses implement `_run(x, y, target) -> x_adv`.
+    """Base class. Subclasses implement `_run(x, y, target, start) -> x_adv`.
 
     Parameters shared by all attacks: `eps` (max perturbation d_max; None for
-    unbounded), `norm` (l1, l2, linf), `mask` (1 where pixels may change,
-    broadcastable to N×H×W×3, e.g. from `rect_mask`), `reject_aware` (adaptive
-    objective), `seed` (random starts and noise).
+    unbounded), `norm` (one of the class's `norms`; any other raises), `mask`
+    (1 where pixels may change, broadcastable to N×H×W×3, e.g. from
+    `rect_mask`), `reject_aware` (adaptive objective), `seed` (random starts and
+    noise). An unknown keyword argument raises `TypeError`. Iterative attacks add
+    `steps` (their iteration budget); `gradient_evals` counts backward passes.
     """
 
     name = "attack"
     supports_targeted = True
+    #: the norms this attack can bound; the first is its default
+    norms: tuple[str, ...] = ("l2", "l1", "linf")
 
-    def __init__(self, model: torch.nn.Module, eps: float | None = None, norm: str = "l2",
+    def __init__(self, model: torch.nn.Module, eps: float | None = None, norm: str | None = None,
                  mask: torch.Tensor | None = None, reject_aware: bool = False, seed: int = 0, box=BOX):
         self.model = model
         self.eps = None if eps is None else float(eps)
-        if self.eps is not None and self.eps < 0:
+        if self.eps is not None and not self.eps >= 0:
             raise ValueError("eps must be >= 0")
-        self.norm = check_norm(norm)
+        norm = self.norms[0] if norm is None else check_norm(norm)
+        if norm not in self.norms:
+            raise ValueError(f"{self.name} supports the norm(s) {', '.join(self.norms)}, not {norm!r}")
+        self.norm = norm
         self.mask = mask
         self.reject_aware = reject_aware
         self.seed = seed
         self.box = box
-        self.steps = 0
-        #: optional callable checked before every gradient step; True stops the attack
-        #: with `AttackInterrupted` (a ROS node passes "is my context shutting down?")
+        self.gradient_evals = 0
+        #: optional callable checked before every forward pass; True stops the attack
+        #: with `AttackInterrupted` (a ROS node passes "shutting down, or disabled?")
         self.should_stop = None
 
     # ----------------------------------------------------------- model view
@@ -108,7 +120,13 @@ class Attack:
             return self.model.thresholds
         return None
 
+    def check_stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise AttackInterrupted(f"{self.name} stopped after {self.gradient_evals} gradient evaluations")
+
     def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's scores; every attack's every forward pass comes here, so it can be interrupted."""
+        self.check_stop()
         return self.model(x)
 
     def gain(self, scores: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -124,14 +142,12 @@ class Attack:
 
     def gain_and_grad(self, x: torch.Tensor, y, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """gain(x), ∂gain/∂x and the scores, in one forward + backward pass."""
-        if self.should_stop is not None and self.should_stop():
-            raise AttackInterrupted(f"{self.name} stopped after {self.steps} steps")
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             s = self.scores(x)
             g = self.gain(s, y, target)
             (grad,) = torch.autograd.grad(g.sum(), x)
-        self.steps += 1
+        self.gradient_evals += 1
         if self.mask is not None:
             grad = grad * self.mask
         return g.detach(), grad.detach(), s.detach()
@@ -177,12 +193,13 @@ class Attack:
         solution); it is projected onto this call's constraints first.
         """
         x, y, target = self._prepare(x, y, target)
-        self.steps = 0
+        self.gradient_evals = 0
         start = x if x_init is None else self.project(torch.as_tensor(x_init, device=x.device, dtype=x.dtype), x)
         x_adv = self.project(self._run(x, y, target, start).detach(), x)  # constraints hold exactly
         with torch.no_grad():
             s = self.scores(x_adv)
-        return AttackResult(x_adv, self.success(s, y, target), s, self.accepted(s), all_norms(x_adv - x), self.steps)
+        return AttackResult(x_adv, self.success(s, y, target), s, self.accepted(s), all_norms(x_adv - x),
+                            self.gradient_evals, x, self.eps, self.norm)
 
     def _run(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, start: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -200,6 +217,13 @@ class Attack:
         finally:
             self.eps = base
         return results
+
+
+def check_steps(steps) -> int:
+    """An iteration budget: a whole number ≥ 1."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+    return steps
 
 
 def steepest_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:

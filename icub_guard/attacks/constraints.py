@@ -83,6 +83,25 @@ def project(x_adv: torch.Tensor, x0: torch.Tensor, eps: float | torch.Tensor | N
     return torch.clamp(x0 + delta, box[0], box[1])
 
 
+def quantize(x_adv: torch.Tensor, x0: torch.Tensor, eps: float | None, norm: str = "l2") -> torch.Tensor:
+    """Whole pixel values (what a camera publishes) that still satisfy the budget.
+
+    Rounding to the nearest value can push a perturbation on the sphere past
+    d_max (by up to ~√n/2 in l2); where it does, each component is instead
+    rounded towards the original, which never increases |δ_i| and so never any
+    l_p norm. Needs an integer-valued `x0` (uint8 crops). The box holds because
+    both roundings stay between x0 and a value in the box.
+    """
+    near = x_adv.round()
+    if eps is None:
+        return near
+    if not torch.equal(x0, x0.round()):
+        raise ValueError("quantize needs integer-valued clean pixels (uint8 crops)")
+    over = lp_norm(near - x0, norm) > eps
+    toward = x0 + torch.trunc(x_adv - x0)
+    return torch.where(over.view(-1, *[1] * (x0.ndim - 1)), toward, near)
+
+
 def rect_mask(shape: tuple[int, int], rect: tuple[int, int, int, int], device=None) -> torch.Tensor:
     """A "sticker": 1 inside rect (x, y, w, h) of an H×W crop, 0 elsewhere; shape 1×H×W×1."""
     h, w = shape

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack
+from .base import Attack, check_steps
 
 
 class CarliniWagner(Attack):
     name = "cw"
+    norms = ("l2",)
 
     def __init__(self, model, eps: float | None = None, steps: int = 100, search_steps: int = 4,
                  c: float = 1.0, kappa: float = 0.0, lr: float = 0.05, **kw):
-        kw.pop("norm", None)
-        super().__init__(model, eps, "l2", **kw)
-        self.max_steps, self.search_steps, self.c0, self.kappa, self.lr = steps, search_steps, c, kappa, lr
+        super().__init__(model, eps, **kw)
+        self.steps, self.search_steps = check_steps(steps), check_steps(search_steps)
+        self.c0, self.kappa, self.lr = c, kappa, lr
 
     def _run(self, x, y, target, start):
         lo, hi = self.box
@@ -42,7 +43,7 @@ class CarliniWagner(Attack):
             w = to_w(start).detach().requires_grad_(True)
             opt = torch.optim.Adam([w], lr=self.lr)
             ok_any = torch.zeros(n, dtype=torch.bool, device=x.device)
-            for _ in range(self.max_steps):
+            for _ in range(self.steps):
                 with torch.enable_grad():
                     xa = from_w(w)
                     s = self.scores(xa)
@@ -52,7 +53,7 @@ class CarliniWagner(Attack):
                     opt.zero_grad()
                     loss.backward()
                 opt.step()
-                self.steps += 1
+                self.gradient_evals += 1
                 with torch.no_grad():
                     ok = self.success(s, y, target) & (g >= self.kappa)
                     if self.eps is not None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack
+from .base import Attack, check_steps
 
 
-def class_gradients(model, x: torch.Tensor, classes: torch.Tensor, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores (N×K) and ∂f_c/∂x for the N×C class indices `classes` (N×C×H×W×3)."""
+def class_gradients(scores, x: torch.Tensor, classes: torch.Tensor, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores (N×K) and ∂f_c/∂x for the N×C class indices `classes` (N×C×H×W×3); `scores` is x ↦ N×K."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        s = model(x)
+        s = scores(x)
         sel = s.gather(1, classes)
         grads = []
         for j in range(classes.shape[1]):
@@ -28,12 +28,14 @@ def class_gradients(model, x: torch.Tensor, classes: torch.Tensor, mask=None) ->
 
 class DeepFool(Attack):
     name = "deepfool"
+    norms = ("l2",)
 
     def __init__(self, model, eps: float | None = None, steps: int = 50, overshoot: float = 0.02,
                  candidates: int = 10, **kw):
-        kw.pop("norm", None)
-        super().__init__(model, eps, "l2", **kw)
-        self.max_steps, self.overshoot, self.candidates = steps, overshoot, candidates
+        super().__init__(model, eps, **kw)
+        self.steps, self.overshoot, self.candidates = check_steps(steps), overshoot, candidates
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 2:
+            raise ValueError(f"candidates must be a whole number >= 2, got {candidates!r}")
 
     def minimal_step(self, cur: torch.Tensor, y: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor]:
         """The linearised minimal perturbation at `cur` and whether each sample is already fooled."""
@@ -46,8 +48,8 @@ class DeepFool(Attack):
             c = min(self.candidates, k)
             others = s0.scatter(1, y[:, None], float("-inf")).topk(c - 1, dim=1).indices
             cls = torch.cat([y[:, None], others], 1)
-        s, g = class_gradients(self.model, cur, cls, self.mask)
-        self.steps += 1
+        s, g = class_gradients(self.scores, cur, cls, self.mask)
+        self.gradient_evals += cls.shape[1]  # one backward pass per class
         fs = s.gather(1, cls)
         w = g[:, 1:] - g[:, :1]  # N×(C−1)×...
         f = fs[:, 1:] - fs[:, :1]
@@ -63,7 +65,7 @@ class DeepFool(Attack):
     def _run(self, x, y, target, start):
         cur = start.clone()
         r_tot = torch.zeros_like(x)
-        for _ in range(self.max_steps):
+        for _ in range(self.steps):
             r, fooled = self.minimal_step(cur, y, target)
             if fooled.all():
                 break

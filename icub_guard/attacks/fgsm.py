@@ -7,10 +7,10 @@ from .base import Attack
 
 class FGSM(Attack):
     name = "fgsm"
+    norms = ("linf",)
 
     def __init__(self, model, eps: float = 8.0, **kw):
-        kw.pop("norm", None)
-        super().__init__(model, eps, "linf", **kw)
+        super().__init__(model, eps, **kw)
 
     def _run(self, x, y, target, start):
         _, grad, _ = self.gain_and_grad(start, y, target)

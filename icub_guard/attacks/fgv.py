@@ -7,10 +7,10 @@ from .base import Attack, steepest_direction
 
 class FGV(Attack):
     name = "fgv"
+    norms = ("l2",)
 
     def __init__(self, model, eps: float = 500.0, **kw):
-        kw.pop("norm", None)
-        super().__init__(model, eps, "l2", **kw)
+        super().__init__(model, eps, **kw)
 
     def _run(self, x, y, target, start):
         _, grad, _ = self.gain_and_grad(start, y, target)

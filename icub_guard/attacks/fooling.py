@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, steepest_direction
+from .base import Attack, check_steps, steepest_direction
 
 
 class FoolingImages(Attack):
     name = "fooling"
+    norms = ("l2",)  # of its steps; the images are unbounded
 
     def __init__(self, model, steps: int = 100, step_size: float = 200.0, confidence: float = 0.5, **kw):
-        kw.pop("eps", None)
-        kw.pop("norm", None)
-        super().__init__(model, None, "l2", **kw)
-        self.max_steps, self.step_size, self.confidence = steps, step_size, confidence
+        if "eps" in kw:
+            raise TypeError("fooling images start from noise and are unbounded: eps is not a parameter")
+        super().__init__(model, None, **kw)
+        self.steps, self.step_size, self.confidence = check_steps(steps), step_size, confidence
 
     def __call__(self, x, y=None, target=None, x_init=None):
         x_t = torch.as_tensor(x)
@@ -35,7 +36,7 @@ class FoolingImages(Attack):
         cur = (torch.rand(x.shape, generator=gen) * (self.box[1] - self.box[0]) + self.box[0]).to(x.device)
         if self.mask is not None:
             cur = x + self.mask * (cur - x)
-        for _ in range(self.max_steps):
+        for _ in range(self.steps):
             g, grad, _ = self.gain_and_grad(cur, y, target)
             done = g >= self.confidence
             if done.all():

@@ -14,10 +14,10 @@ from .base import Attack, steepest_direction
 
 class HotCold(Attack):
     name = "hotcold"
+    norms = ("l2",)
 
     def __init__(self, model, eps: float = 500.0, scales: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0), **kw):
-        kw.pop("norm", None)
-        super().__init__(model, eps, "l2", **kw)
+        super().__init__(model, eps, **kw)
         self.scales = scales
 
     def _run(self, x, y, target, start):
@@ -29,7 +29,7 @@ class HotCold(Attack):
             sc = self.scores(x_)
             obj = sc.gather(1, hot[:, None])[:, 0] - sc.gather(1, y[:, None])[:, 0]
             (grad,) = torch.autograd.grad(obj.sum(), x_)
-        self.steps += 1
+        self.gradient_evals += 1
         if self.mask is not None:
             grad = grad * self.mask
         d = steepest_direction(grad, "l2")

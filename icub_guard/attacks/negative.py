@@ -9,8 +9,5 @@ class NegativeImage(Attack):
     name = "negative"
     supports_targeted = False
 
-    def __init__(self, model, eps: float | None = None, norm: str = "l2", **kw):
-        super().__init__(model, eps, norm, **kw)
-
     def _run(self, x, y, target, start):
         return self.box[1] + self.box[0] - x

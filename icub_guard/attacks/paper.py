@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, steepest_direction
+from .base import Attack, check_steps, steepest_direction
 
 
 class PaperAttack(Attack):
@@ -21,7 +21,7 @@ class PaperAttack(Attack):
     def __init__(self, model, eps: float | None = 1000.0, norm: str = "l2", steps: int = 50,
                  step_size: float | None = None, tol: float = 1e-4, **kw):
         super().__init__(model, eps, norm, **kw)
-        self.max_steps, self.step_size, self.tol = steps, step_size, tol
+        self.steps, self.step_size, self.tol = check_steps(steps), step_size, tol
 
     def _run(self, x, y, target, start):
         eta0 = self.step_size or (0.25 * self.eps if self.eps else 50.0)
@@ -29,7 +29,7 @@ class PaperAttack(Attack):
         cur = start.clone()
         gain, grad, _ = self.gain_and_grad(cur, y, target)
         active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        for _ in range(self.max_steps - 1):
+        for _ in range(self.steps - 1):
             if not active.any():
                 break
             d = steepest_direction(grad, self.norm)

@@ -30,12 +30,13 @@ class UniversalPerturbation(Attack):
     def fit(self, x, y) -> torch.Tensor:
         x, y, _ = self._prepare(x, y, None)
         df = DeepFool(self.model, steps=1, overshoot=self.overshoot, mask=self.mask, box=self.box)
+        df.should_stop = self.should_stop
         v = torch.zeros_like(x[:1])
         for _ in range(self.passes):
             xa = self.project(x + v, x)
             r, fooled = df.minimal_step(xa, y, None)
-            self.steps += df.steps
-            df.steps = 0
+            self.gradient_evals += df.gradient_evals
+            df.gradient_evals = 0
             if fooled.float().mean() >= 1 - self.delta:
                 break
             step = r[~fooled].sum(0, keepdim=True) * (1 + self.overshoot)

@@ -5,6 +5,10 @@ Publishes   image_out (sensor_msgs/Image: perturbed when enabled, passed through
             attack/info (std_msgs/String, JSON: norms, time, whether it fooled its own copy)
 Services    enable (std_srvs/SetBool)
 
+Budgets (`eps`) are in frame pixels of the ROI box on the 0..255 scale: the
+perturbation is applied to the frame the node publishes, before the guard's
+crop-and-resize. `enable false` and shutdown interrupt an attack that is running.
+
 The attacker is white-box: it loads the guard's model file (`model_path`) — or a
 surrogate's — and reloads it when the file changes, since the guard keeps
 learning. It attacks the crop the guard will see, pastes the perturbation back
@@ -21,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
@@ -36,13 +41,23 @@ from .convert import image_to_rgb, rgb_to_image
 ITERATIVE = {"paper", "bim", "pgd", "deepfool", "cw", "fooling"}
 
 
+def check_attack(attack: str, norm: str) -> str | None:
+    """Why this attack/norm pair cannot run, or None."""
+    if attack not in ATTACKS:
+        return f"unknown attack {attack!r}; one of {sorted(ATTACKS)}"
+    if norm and norm not in ATTACKS[attack].norms:
+        return f"{attack} supports the norm(s) {', '.join(ATTACKS[attack].norms)}, not {norm!r}"
+    return None
+
+
 class AttackNode(Node):
+    executor_threads = 2  # the attack in one, `enable` and parameters in the other
     def __init__(self, **kwargs):
         super().__init__("attack_node", **kwargs)
         self.attack_name = declare(self, "attack", "paper", f"one of {sorted(ATTACKS)}")
-        self.eps = declare(self, "eps", 1000.0, "max perturbation d_max (crop pixels, 0..255 scale)", lo=0.0,
-                           hi=1e6)
-        self.norm = declare(self, "norm", "l2", "l1 | l2 | linf")
+        self.eps = declare(self, "eps", 1000.0, "max perturbation d_max (frame pixels of the ROI box, 0..255 scale)",
+                           lo=0.0, hi=1e6)
+        self.norm = declare(self, "norm", "", "l1 | l2 | linf; empty = the attack's own default")
         self.steps = declare(self, "steps", 10, "gradient steps (iterative attacks)", lo=1, hi=10000)
         self.target = declare(self, "target", "", "target class (error-specific); empty = error-generic")
         self.reject_aware = declare(self, "reject_aware", False, "adaptive attacker that knows the thresholds")
@@ -66,21 +81,25 @@ class AttackNode(Node):
         self.pub_info = self.create_publisher(String, "attack/info", EVENT_QOS)
         self.create_subscription(Image, "image_in", self.on_image, FRAME_QOS)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
-        self.create_service(SetBool, "enable", self.on_enable)
+        # its own callback group (and the node's two executor threads): `enable false` reaches a running attack
+        self.create_service(SetBool, "enable", self.on_enable, callback_group=MutuallyExclusiveCallbackGroup())
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
         self.create_timer(1.0, self.publish_diagnostics)
+        problem = check_attack(self.attack_name, self.norm)
+        if problem:
+            raise ValueError(problem)
         self.add_on_set_parameters_callback(self.on_params)
-        self.get_logger().info(f"attack node ready ({self.attack_name}, eps {self.eps:g} {self.norm}); "
+        self.get_logger().info(f"attack node ready ({self.attack_name}, eps {self.eps:g} "
+                               f"{self.norm or ATTACKS[self.attack_name].norms[0]}); "
                                f"{'enabled' if self.enabled else 'passing frames through'}")
 
     def on_params(self, params):
         from rcl_interfaces.msg import SetParametersResult
 
-        for p in params:
-            if p.name == "attack" and p.value not in ATTACKS:
-                return SetParametersResult(successful=False, reason=f"unknown attack {p.value!r}")
-            if p.name == "norm" and p.value not in ("l1", "l2", "linf"):
-                return SetParametersResult(successful=False, reason="norm must be l1, l2 or linf")
+        new = {p.name: p.value for p in params}
+        problem = check_attack(new.get("attack", self.attack_name), new.get("norm", self.norm))
+        if problem:
+            return SetParametersResult(successful=False, reason=problem)
         for p in params:
             attr = {"attack": "attack_name"}.get(p.name, p.name)
             if hasattr(self, attr):
@@ -177,7 +196,7 @@ class AttackNode(Node):
             if self.target not in model.classes:
                 raise ValueError(f"target {self.target!r} is not a known class {model.classes}")
             target = torch.tensor([model.classes.index(self.target)])
-        kw = {"reject_aware": self.reject_aware, "norm": self.norm}  # attacks of a fixed norm ignore it
+        kw = {"reject_aware": self.reject_aware, **({"norm": self.norm} if self.norm else {})}
         if self.sticker > 0:
             sw, sh = max(1, int(self.sticker * bw)), max(1, int(self.sticker * bh))
             kw["mask"] = rect_mask((bh, bw), ((bw - sw) // 2, (bh - sh) // 2, sw, sh))
@@ -189,19 +208,19 @@ class AttackNode(Node):
         else:
             kw["eps"] = self.eps
         attack = make_attack(self.attack_name, model, **kw)
-        attack.should_stop = lambda: not self.context.ok()
+        attack.should_stop = lambda: not self.context.ok() or not self.enabled
         res = attack(x, y, target)
         out = rgb.copy()
         out[by : by + bh, bx : bx + bw] = res.images()[0]
         seen = rec.classify_features(rec.features(rec.crop(out, roi)[0]))[0]  # what the guard will see
         before = model.classes[int(y[0])]
         fooled = seen.accepted and (seen.label == self.target if self.target else seen.label != before)
-        return out, {"attack": self.attack_name, "eps": self.eps, "norm": self.norm, "target": self.target or None,
+        return out, {"attack": self.attack_name, "eps": self.eps, "norm": attack.norm, "target": self.target or None,
                      "reject_aware": self.reject_aware, "label_before": before, "label_after": seen.label,
                      "accepted_after": seen.accepted, "fooled_own_copy": bool(fooled),
                      "success_before_rounding": bool(res.success[0]),
                      "norms": {k: float(v[0]) for k, v in res.norms.items()}, "box": [bx, by, bw, bh],
-                     "steps": res.steps}
+                     "gradient_evals": res.gradient_evals}
 
 
 def main(args=None) -> int:

@@ -10,7 +10,7 @@ from collections import Counter, deque
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from std_msgs.msg import String
@@ -96,13 +96,17 @@ def run_node(node_cls, args=None) -> int:
     rclpy.init(args=args)
     node = None
     try:
-        node = node_cls()
-        rclpy.spin(node)
+        try:
+            node = node_cls()
+        except (GuardError, ValueError) as exc:  # only start-up configuration is fatal
+            print(f"{node_cls.__name__}: {exc}", file=sys.stderr)
+            return 2
+        threads = getattr(node_cls, "executor_threads", 1)
+        executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (GuardError, ValueError) as exc:
-        print(f"{node_cls.__name__}: {exc}", file=sys.stderr)
-        return 2
     except Exception:
         # SIGTERM shuts the context down under a running callback; its publish then
         # fails (RCLError). That is a normal shutdown; anything else is re-raised.

@@ -50,11 +50,11 @@ def config_from(args, **overrides) -> RecognizerConfig:
 
 def cmd_demo(args) -> int:
     if not args.in_process:
-        from .ros.demo import print_summary, run_demo
+        from .demo import print_summary, run_demo
 
-        weights = args.weights
-        summary = run_demo(args.duration, args.attack_fraction, args.attack, args.eps, args.attack_steps, weights,
-                           args.input_size, args.rate, args.quiet, args.workdir)
+        arguments = {"weights": args.weights, "input_size": args.input_size, "attack": args.attack, "eps": args.eps,
+                     "steps": args.attack_steps, "rate": args.rate, "mode": args.teacher}
+        summary = run_demo(arguments, args.duration, args.attack_fraction, args.quiet, args.workdir)
         print_summary(summary)
         if args.json:
             Path(args.json).write_text(json.dumps(summary, indent=2))
@@ -72,9 +72,19 @@ def cmd_teach(args) -> int:
 
 def cmd_demo_in_process(args) -> int:
     from .core.datasets import simworld
+    from .core.session import make_teacher
     from .core.teaching import teach_from_stream
+    from .defaults import node_defaults
 
     print("icub_guard demo: a robot that starts knowing nothing learns SimWorld objects from a teacher.")
+    guard = node_defaults("guard.yaml")
+    args.weights = args.weights or guard["weights"]
+    args.input_size = args.input_size or guard["input_size"]
+    if args.teacher == "interactive":
+        raise GuardError("the in-process demo has no interactive teacher: use the ROS demo or `icub-guard teach`")
+    teacher_cfg = node_defaults("teacher.yaml")
+    teacher = make_teacher(args.teacher or teacher_cfg["mode"], teacher_cfg["correct_mistakes"],
+                           teacher_cfg["flip_fraction"], args.seed)
     extractor = make_extractor(args)
     rec = Recognizer(config_from(args, classifier="svm-adv"), extractor=extractor)
     n_obj = 7 if args.dataset == "simworld7" else 28
@@ -83,12 +93,12 @@ def cmd_demo_in_process(args) -> int:
 
     def on_frame(s):
         bar.update(1)
-        bar.set_postfix(acc=f"{s.correct / max(s.frames, 1):.2f}", rej=s.rejected, asked=s.queries,
+        bar.set_postfix(acc=f"{s.tally.accuracy:.2f}", rej=s.tally.counts["rejected"], asked=s.queries,
                         corrected=s.corrections, classes=s.classes)
 
     t0 = time.perf_counter()
     result = teach_from_stream(rec, args.dataset.removeprefix("simworld"), args.rounds, args.frames_per_object,
-                               args.seed, on_frame)
+                               args.seed, on_frame, teacher=teacher, rate=args.rate)
     bar.close()
     print(f"\n{'round':>5} {'frames':>6} {'accuracy':>8} {'rejected':>8} {'asked':>5} {'corrected':>9} "
           f"{'classes':>7} {'ms/frame':>8}")
@@ -187,13 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the ROS 2 demo: camera, guard, teacher and attack nodes as processes")
     add_backbone_args(demo)
-    demo.add_argument("--duration", type=float, default=90.0, help="seconds (ROS demo)")
-    demo.add_argument("--attack-fraction", type=float, default=0.4, help="final share of the run under attack")
-    demo.add_argument("--attack", default="paper", help="attack the man-in-the-middle node runs")
-    demo.add_argument("--eps", type=float, default=1000.0,
+    # defaults: config/demo.yaml and the nodes' files (the launch files read the same)
+    demo.set_defaults(weights=None, input_size=None)
+    demo.add_argument("--duration", type=float, help="seconds (ROS demo; default: config/demo.yaml)")
+    demo.add_argument("--attack-fraction", type=float,
+                      help="final share of the run under attack; 0: no attack node (default: config/demo.yaml)")
+    demo.add_argument("--attack", help="attack the man-in-the-middle node runs (default: config/attack.yaml)")
+    demo.add_argument("--eps", type=float,
                       help="attack d_max: norm of the change to the frame's ROI box (pixel values 0..255)")
-    demo.add_argument("--attack-steps", type=int, default=10)
-    demo.add_argument("--rate", type=float, default=5.0, help="camera frames per second")
+    demo.add_argument("--attack-steps", type=int, help="gradient steps of iterative attacks")
+    demo.add_argument("--rate", type=float, help="camera frames per second (default: config/sim_camera.yaml)")
+    demo.add_argument("--teacher", choices=["oracle", "malicious", "interactive"],
+                      help="who answers the robot (default: config/teacher.yaml)")
     demo.add_argument("--workdir", help="where the model and the node logs go (default: a temp dir)")
     demo.add_argument("--in-process", action="store_true",
                       help="no ROS: the core teaching loop in one process (rounds over SimWorld objects)")

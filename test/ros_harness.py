@@ -26,13 +26,13 @@ from std_srvs.srv import SetBool, Trigger
 
 from icub_guard.ros.common import EVENT_QOS, FRAME_QOS
 from icub_guard.ros.convert import rgb_to_image
-from icub_guard.ros.demo import node_cmd
+from icub_guard.topology import node_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_node(module: str, params: dict, log: Path, remaps: dict | None = None) -> subprocess.Popen:
-    cmd = node_cmd(module, params, remaps)
+    cmd = node_command(module, None, params, remaps)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)

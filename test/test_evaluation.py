@@ -5,10 +5,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from icub_guard.cli import main
 from icub_guard.evaluation import EvalConfig, run_security_evaluation, write_report
 from icub_guard.evaluation.metrics import pass_score, ssim
+from icub_guard.evaluation.security import rises
 
 TINY = dict(n_train=10, n_val=6, n_test=1, d_max=(0.0, 600.0, 3000.0), steps=6, input_size=64, device="cpu")
 
@@ -23,24 +25,48 @@ def test_curves_cover_every_classifier_and_start_at_clean_accuracy(result):
         assert set(result.accuracy[mode]) == {"svm", "svm-rbf", "svm-adv", "svm-adv+5%", "svm-adv+5% (adaptive)"}
         for name, accs in result.accuracy[mode].items():
             assert len(accs) == 3 and all(0 <= a <= 1 for a in accs)
-            if name in result.test_accuracy:
-                assert accs[0] == pytest.approx(result.test_accuracy[name])
+            assert accs[0] == pytest.approx(result.test_accuracy[name.removesuffix(" (adaptive)")])
+            assert not rises(accs, 7), (mode, name, accs)  # one rule at every d_max: nothing rises
     # the undefended classifiers fall under attack; the rejected-counts-as-correct rule applies
     assert result.accuracy["generic"]["svm-rbf"][-1] < result.accuracy["generic"]["svm-rbf"][0]
     for mode in ("generic", "specific"):
-        assert result.rejected[mode]["svm-rbf"][-1] == 0.0  # no reject option, no rejections
         adv = np.array(result.accuracy[mode]["svm-adv"][1:])
         rbf = np.array(result.accuracy[mode]["svm-rbf"][1:])
         assert (adv >= rbf).all()  # same adversarial points; rejections can only help
 
 
-def test_sanity_checks_and_analysis(result):
-    names = [c["check"] for c in result.sanity]
-    assert any("more attack steps" in n for n in names)
-    assert any("reaches its target" in n for n in names)
+def test_sanity_checks_pass_and_analysis(result):
+    failed = [c for c in result.sanity if not c["passed"]]
+    assert not failed, failed
+    names = " ".join(c["check"] for c in result.sanity)
+    assert "more attack steps" in names and "reaches its target" in names and "does not rise" in names
     a = result.analysis
     assert a["input_l2"] == 500.0 and a["feature_shift_attack_mean"] > a["feature_shift_noise_mean"]
     assert a["ratio_attack_over_noise"] > 1
+
+
+def test_the_monotonicity_check_can_fail():
+    assert rises([0.83, 1.0, 0.6], 7) == [0]  # the saved report's svm-adv+5% rise at d_max 0 → 250
+    assert rises([0.83, 0.83 + 1 / 7, 0.5], 7) == []  # one sample is noise
+    assert rises([0.5, 0.4, 0.7], 7) == [1]
+
+
+def test_judged_images_are_within_d_max(tmp_path):
+    """The crops that are judged and reported are whole pixel values inside the l2 ball."""
+    from icub_guard.attacks import PaperAttack
+    from icub_guard.core import GuardModel, make_classifier
+    from icub_guard.core.datasets import simworld
+    from icub_guard.core.features import BackboneSpec, FeatureExtractor
+
+    fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), "cpu")
+    tr = simworld("7", "train", 4)
+    clf = make_classifier("svm-rbf", C=10.0).fit(fx.extract(tr.images), tr.labels)
+    x = torch.from_numpy(tr.images[:6]).float()
+    y = torch.tensor([list(clf.classes_).index(v) for v in tr.labels[:6]])
+    for r, eps in zip(PaperAttack(GuardModel.from_classifier(fx, clf), steps=6).sweep(x, y, [50.0, 250.0]),
+                      [50.0, 250.0], strict=True):
+        d = torch.from_numpy(r.images()).float() - x
+        assert (d.flatten(1).norm(dim=1) <= eps + 1e-4).all()
 
 
 def test_report_files(result, tmp_path):

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .security import EvalResult
+from .security import ACCURACY_RULE, EvalResult
 
 STYLE = {"svm": ("tab:blue", "o", "SVM"), "svm-rbf": ("tab:orange", "s", "SVM-RBF"),
          "svm-adv": ("tab:green", "^", "SVM-adv"), "svm-adv+5%": ("tab:red", "v", "SVM-adv (+5% FRR)"),
@@ -111,7 +111,8 @@ def markdown(res: EvalResult) -> str:
              f"Backbone `{c['backbone']}` ({c['weights']} weights, {c['input_size']} px); {c['n_test']} attacked "
              f"crops per class; Algorithm 1 in {c['norm']}, {c['steps']} steps per d_max; "
              f"total time {res.timing['total_s']:.0f} s.", "",
-             "![accuracy vs d_max](security_accuracy.png)", "", "## Accuracy against d_max", ""]
+             "![accuracy vs d_max](security_accuracy.png)", "", "## Accuracy against d_max", "",
+             f"Accuracy rule: {ACCURACY_RULE}.", ""]
     for mode in ("generic", "specific"):
         lines += [f"### error-{mode}", "", "| classifier | " + " | ".join(f"{d:g}" for d in res.d_max) + " |",
                   "|---|" + "---|" * len(res.d_max)]
@@ -135,5 +136,7 @@ def markdown(res: EvalResult) -> str:
               f"(ratio {a['ratio_attack_over_noise']:.1f}; the paper saw 0.022 ± 0.002 vs 2.386 ± 0.386).", "",
               "![examples](examples.png)", "", "## Sanity checks", ""]
     lines += [f"- {line}" for line in sanity_lines(res)]
-    lines += ["", "## Clean test accuracy", ""] + [f"- {k}: {v:.3f}" for k, v in res.test_accuracy.items()]
+    lines += ["", "## Clean test accuracy (same rule)", ""] + [f"- {k}: {v:.3f}" for k, v in res.test_accuracy.items()]
+    lines += ["", "## Rejected (error-generic), per d_max", ""] + [
+        f"- {k}: " + " ".join(f"{v:.2f}" for v in r) for k, r in res.rejected["generic"].items()]
     return "\n".join(lines) + "\n"

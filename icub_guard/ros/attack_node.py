@@ -35,7 +35,7 @@ from ..attacks import ATTACKS, AttackInterrupted, make_attack, rect_mask
 from ..core.errors import GuardError, InputError
 from ..core.pipeline import RegionModel
 from ..core.recognizer import Recognizer
-from .common import EVENT_QOS, FRAME_QOS, Health, declare, json_msg, run_node
+from .common import EVENT_QOS, FRAME_QOS, Health, Parameters, json_msg, run_node
 from .convert import image_to_rgb, rgb_to_image
 
 ITERATIVE = {"paper", "bim", "pgd", "deepfool", "cw", "fooling"}
@@ -54,22 +54,23 @@ class AttackNode(Node):
     executor_threads = 2  # the attack in one, `enable` and parameters in the other
     def __init__(self, **kwargs):
         super().__init__("attack_node", **kwargs)
-        self.attack_name = declare(self, "attack", "paper", f"one of {sorted(ATTACKS)}")
-        self.eps = declare(self, "eps", 1000.0, "max perturbation d_max (frame pixels of the ROI box, 0..255 scale)",
+        p = Parameters(self, "attack.yaml")
+        self.attack_name = p("attack", f"one of {sorted(ATTACKS)}")
+        self.eps = p("eps", "max perturbation d_max (frame pixels of the ROI box, 0..255 scale)",
                            lo=0.0, hi=1e6)
-        self.norm = declare(self, "norm", "", "l1 | l2 | linf; empty = the attack's own default")
-        self.steps = declare(self, "steps", 10, "gradient steps (iterative attacks)", lo=1, hi=10000)
-        self.target = declare(self, "target", "", "target class (error-specific); empty = error-generic")
-        self.reject_aware = declare(self, "reject_aware", False, "adaptive attacker that knows the thresholds")
-        self.sticker = declare(self, "sticker", 0.0, "if > 0: only a centred square of this side fraction changes",
+        self.norm = p("norm", "l1 | l2 | linf; empty = the attack's own default")
+        self.steps = p("steps", "gradient steps (iterative attacks)", lo=1, hi=10000)
+        self.target = p("target", "target class (error-specific); empty = error-generic")
+        self.reject_aware = p("reject_aware", "adaptive attacker that knows the thresholds")
+        self.sticker = p("sticker", "if > 0: only a centred square of this side fraction changes",
                                lo=0.0, hi=1.0)
-        self.model_path = declare(self, "model_path", "", "the guard's model file (white-box) or a surrogate's",
+        self.model_path = p("model_path", "the guard's model file (white-box) or a surrogate's",
                                   read_only=True)
-        self.enabled = declare(self, "enabled", False, "perturb frames (else pass them through)")
-        self.roi_timeout = declare(self, "roi_timeout", 0.5, "seconds a roi message stays valid", lo=0.0, hi=60.0)
-        self.reload_period = declare(self, "reload_period", 5.0, "min seconds between reloads of a changed model",
+        self.enabled = p("enabled", "perturb frames (else pass them through)")
+        self.roi_timeout = p("roi_timeout", "seconds a roi message stays valid", lo=0.0, hi=60.0)
+        self.reload_period = p("reload_period", "min seconds between reloads of a changed model",
                                      lo=0.0, hi=3600.0)
-        device = declare(self, "device", "auto", "auto | cpu | cuda", read_only=True)
+        device = p("device", "auto | cpu | cuda", read_only=True)
         self.device = device
         self.rec: Recognizer | None = None
         self.model_mtime = 0.0

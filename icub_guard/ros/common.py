@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections import Counter, deque
@@ -21,9 +20,6 @@ FRAME_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
 #: Labels, decisions, queries, feedback: reliable, a short queue.
 EVENT_QOS = QoSProfile(depth=10)
 
-DECISION_SCHEMA = "icub_guard/decision@1"
-QUERY_SCHEMA = "icub_guard/query@1"
-
 
 def declare(node: Node, name: str, default, description: str, *, read_only: bool = False,
             lo: float | None = None, hi: float | None = None):
@@ -39,8 +35,25 @@ def declare(node: Node, name: str, default, description: str, *, read_only: bool
     return node.declare_parameter(name, default, desc).value
 
 
+class Parameters:
+    """Declares a node's parameters with the defaults of its config file (the single source of defaults)."""
+
+    def __init__(self, node: Node, config_name: str):
+        from ..defaults import config_file, node_defaults
+
+        self.node, self.defaults, self.file = node, node_defaults(config_name), config_file(config_name)
+
+    def __call__(self, name: str, description: str, **kw):
+        if name not in self.defaults:
+            raise ValueError(f"parameter {name!r} has no default in {self.file}")
+        return declare(self.node, name, self.defaults[name], description, **kw)
+
+
 def json_msg(payload: dict) -> String:
-    return String(data=json.dumps(payload, separators=(",", ":")))
+    """Strict JSON (non-finite numbers as null) in a std_msgs/String."""
+    from ..core.jsonio import dumps
+
+    return String(data=dumps(payload))
 
 
 def stamp_to_float(stamp) -> float:

@@ -19,22 +19,23 @@ from std_msgs.msg import String
 
 from ..core.datasets import IMAGE_SUFFIXES, SPLIT_STREAMS
 from ..core.sim import TabletopSim, simworld_objects
-from .common import EVENT_QOS, FRAME_QOS, declare, json_msg, run_node
+from .common import EVENT_QOS, FRAME_QOS, Parameters, json_msg, run_node
 from .convert import rgb_to_image
 
 
 class SimCameraNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim_camera_node", **kwargs)
-        self.source = declare(self, "source", "sim", "sim | folder | video", read_only=True)
-        self.variant = declare(self, "variant", "7", "SimWorld variant: 7 or 28", read_only=True)
-        self.path = declare(self, "path", "", "image folder (root/<class>/<img>) or video file", read_only=True)
-        self.size = declare(self, "image_size", 128, "rendered image side (px)", read_only=True, lo=32, hi=1024)
-        self.rate = rate = declare(self, "rate", 10.0, "frames per second", read_only=True, lo=0.1, hi=200.0)
-        self.switch = declare(self, "switch_period", 3.0, "seconds before the object changes", lo=0.1, hi=3600.0)
-        self.seed = declare(self, "seed", 0, "seed of the scene draws", read_only=True, lo=0, hi=2**31 - 1)
-        self.frame_id = declare(self, "frame_id", "camera", "header.frame_id", read_only=True)
-        self.max_frames = declare(self, "max_frames", 0, "stop publishing after this many (0 = never)", lo=0,
+        p = Parameters(self, "sim_camera.yaml")
+        self.source = p("source", "sim | folder | video", read_only=True)
+        self.variant = p("variant", "SimWorld variant: 7 or 28", read_only=True)
+        self.path = p("path", "image folder (root/<class>/<img>) or video file", read_only=True)
+        self.size = p("image_size", "rendered image side (px)", read_only=True, lo=32, hi=1024)
+        self.rate = rate = p("rate", "frames per second", read_only=True, lo=0.1, hi=200.0)
+        self.switch = p("switch_period", "seconds before the object changes", lo=0.1, hi=3600.0)
+        self.seed = p("seed", "seed of the scene draws", read_only=True, lo=0, hi=2**31 - 1)
+        self.frame_id = p("frame_id", "header.frame_id", read_only=True)
+        self.max_frames = p("max_frames", "stop publishing after this many (0 = never)", lo=0,
                                   hi=10**9)
         self.pub_img = self.create_publisher(Image, "image", FRAME_QOS)
         self.pub_roi = self.create_publisher(RegionOfInterest, "roi", EVENT_QOS)

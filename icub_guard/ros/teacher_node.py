@@ -1,51 +1,47 @@
 """teacher_node: answers the guard's questions — an oracle, a person, or a liar.
 
-Subscribes  teacher/query (String, JSON icub_guard/query@1), decision (String, JSON),
+Subscribes  teacher/query (String, JSON icub_guard/query@1), decision (String, JSON icub_guard/decision@1),
             ground_truth (String, JSON from sim_camera_node; oracle and malicious modes)
-Publishes   teacher/feedback (String, JSON {"query_id"|"decision_id": n, "label": s})
+Publishes   teacher/feedback (String, JSON {"query_id"|"decision_id": n, "label": s}), /diagnostics
 
-Modes:
+Modes (the policies are `core.session.OracleTeacher` / `MaliciousTeacher`, shared with the in-process demo):
 * oracle — answers every query with the ground truth of that frame, and (with
-  `correct_mistakes`) corrects accepted decisions that name the wrong object, as
-  a person watching the robot would.
+  `correct_mistakes`) corrects accepted decisions that name the wrong object.
 * interactive — prints the query and the top guesses; a person types the label.
-* malicious — an oracle that gives a wrong label for `flip_fraction` of its
-  answers (seeded), to study poisoning.
+* malicious — an oracle that gives a wrong label for `flip_fraction` of its answers (seeded).
+
+Imports no torch: it starts in a fraction of a second and in little memory.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
-from collections import OrderedDict
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from .common import EVENT_QOS, Health, declare, json_msg, run_node
+from ..core import jsonio
+from ..core.errors import InputError
+from ..core.session import GroundTruth, MaliciousTeacher, make_teacher
+from .common import EVENT_QOS, Health, Parameters, json_msg, run_node
 
 MODES = ("oracle", "interactive", "malicious")
-
-
-def _key(stamp: dict) -> tuple[int, int]:
-    return int(stamp.get("sec", 0)), int(stamp.get("nanosec", 0))
 
 
 class TeacherNode(Node):
     def __init__(self, **kwargs):
         super().__init__("teacher_node", **kwargs)
-        self.mode = declare(self, "mode", "oracle", "oracle | interactive | malicious", read_only=True)
+        p = Parameters(self, "teacher.yaml")
+        self.mode = p("mode", "oracle | interactive | malicious", read_only=True)
         if self.mode not in MODES:
             raise ValueError(f"unknown teacher mode {self.mode!r}; choose one of {MODES}")
-        self.correct = declare(self, "correct_mistakes", True, "also correct accepted wrong labels (oracle)")
-        self.flip = declare(self, "flip_fraction", 0.3, "fraction of wrong answers (malicious)", lo=0.0, hi=1.0)
-        seed = declare(self, "seed", 0, "seed of the malicious flips", read_only=True, lo=0, hi=2**31 - 1)
-        self.rng = np.random.default_rng(seed)
-        self.truth: OrderedDict[tuple[int, int], str] = OrderedDict()
-        self.labels: set[str] = set()
+        correct = p("correct_mistakes", "also correct accepted wrong labels (oracle, malicious)", read_only=True)
+        flip = p("flip_fraction", "fraction of wrong answers (malicious)", read_only=True, lo=0.0, hi=1.0)
+        seed = p("seed", "seed of the malicious flips", read_only=True, lo=0, hi=2**31 - 1)
+        self.policy = make_teacher("oracle" if self.mode == "interactive" else self.mode, correct, flip, seed)
+        self.truth = GroundTruth()
         self.health = Health()
         self.pub = self.create_publisher(String, "teacher/feedback", EVENT_QOS)
         self.create_subscription(String, "teacher/query", self.on_query, EVENT_QOS)
@@ -57,39 +53,33 @@ class TeacherNode(Node):
         self.create_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(f"teacher ready ({self.mode})")
 
+    def _rejected(self, where: str, exc: Exception) -> None:
+        self.health.reject(where)
+        self.get_logger().warning(f"ignored malformed {where}: {exc}", throttle_duration_sec=5.0)
+
     def on_truth(self, msg: String) -> None:
         try:
-            body = json.loads(msg.data)
-            self.truth[_key(body["stamp"])] = str(body["label"])
-            self.labels.add(str(body["label"]))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            self.health.reject("ground_truth")
-            self.get_logger().warning("ignored malformed ground_truth message", throttle_duration_sec=5.0)
+            body = jsonio.loads(msg.data)
+            label = jsonio.get(body, "label", str)
+            self.truth.add(jsonio.get(body, "stamp", dict), label)
+        except InputError as exc:
+            self._rejected("ground_truth", exc)
             return
-        while len(self.truth) > 500:
-            self.truth.popitem(last=False)
-
-    def _answer(self, stamp: dict) -> str | None:
-        label = self.truth.get(_key(stamp))
-        if label is None:
-            return None
-        if self.mode == "malicious" and len(self.labels) > 1 and self.rng.random() < self.flip:
-            self.health.counts["lies"] += 1
-            return str(self.rng.choice(sorted(self.labels - {label})))
-        return label
+        if isinstance(self.policy, MaliciousTeacher):
+            self.policy.observe_label(label)
 
     def on_query(self, msg: String) -> None:
         try:
-            q = json.loads(msg.data)
-            qid, stamp = int(q["query_id"]), q["stamp"]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            self.health.reject("query")
-            self.get_logger().warning("ignored malformed query", throttle_duration_sec=5.0)
+            q = jsonio.loads(msg.data)
+            qid = jsonio.get(q, "query_id", int)
+            truth = None if self.mode == "interactive" else self.truth.get(jsonio.get(q, "stamp", dict))
+        except InputError as exc:
+            self._rejected("query", exc)
             return
         if self.mode == "interactive":
             threading.Thread(target=self._ask_person, args=(q,), daemon=True).start()
             return
-        label = self._answer(stamp)
+        label = self.policy.answer(truth)
         if label is None:
             self.get_logger().warning(f"no ground truth for query {qid}; not answered", throttle_duration_sec=2.0)
             return
@@ -97,28 +87,31 @@ class TeacherNode(Node):
         self.pub.publish(json_msg({"query_id": qid, "label": label}))
 
     def on_decision(self, msg: String) -> None:
-        if not self.correct:
-            return
         try:
-            d = json.loads(msg.data)
-            did, stamp, label, accepted = int(d["id"]), d["stamp"], d["label"], bool(d["accepted"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            self.health.reject("decision")
+            d = jsonio.loads(msg.data)
+            did, label = jsonio.get(d, "id", int), jsonio.get(d, "label", str)
+            accepted = jsonio.get(d, "accepted", bool)
+            asked = jsonio.get(d, "query_id", (int, type(None)), required=False) is not None
+            truth = self.truth.get(jsonio.get(d, "stamp", dict))
+        except InputError as exc:
+            self._rejected("decision", exc)
             return
-        truth = self.truth.get(_key(stamp))
-        if accepted and truth is not None and label != truth:
-            answer = self._answer(stamp)
+        correction = self.policy.review(accepted, label, truth, asked=asked)
+        if correction is not None:
             self.health.counts["corrections"] += 1
-            self.pub.publish(json_msg({"decision_id": did, "label": answer}))
+            self.pub.publish(json_msg({"decision_id": did, "label": correction}))
 
     def publish_diagnostics(self) -> None:
-        self.pub_diag.publish(self.health.status(f"{self.get_name()}: teacher", self.mode, DiagnosticStatus.OK,
-                                                 self.mode, {"mode": self.mode, "known_labels": len(self.labels)}))
+        self.pub_diag.publish(self.health.status(
+            f"{self.get_name()}: teacher", self.mode, DiagnosticStatus.OK, self.mode,
+            {"mode": self.mode, "known_labels": len(self.truth.labels), **self.policy.counts}))
 
     def _ask_person(self, q: dict) -> None:
+        top = q.get("top") if isinstance(q.get("top"), list) else []
+        shown = ", ".join(f"{t[0]} ({t[1]:.2f})" for t in top
+                          if isinstance(t, list) and len(t) == 2 and isinstance(t[1], int | float))
         with self.console_lock:
-            top = ", ".join(f"{lab} ({s:.2f})" for lab, s in q.get("top", []))
-            print(f"\n[query {q['query_id']}] the robot is unsure ({q.get('reason')}). Top guesses: {top or '-'}")
+            print(f"\n[query {q['query_id']}] the robot is unsure ({q.get('reason')}). Top guesses: {shown or '-'}")
             try:
                 text = input("what is this object? (empty to skip) > ").strip()
             except EOFError:

@@ -9,10 +9,11 @@ export PYTHONUNBUFFERED = 1
 
 .PHONY: demo test bench lint clean
 
-$(VENV)/.installed: requirements.txt setup.py
+$(VENV)/.installed: requirements.txt requirements-interop.txt setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-interop.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

@@ -30,10 +30,13 @@ setup(
         "pybullet",
         "matplotlib",
         "tqdm",
+        "PyYAML",
     ],
     extras_require={
         "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-std-srvs", "ros-diagnostic-msgs"],
         "test": ["pytest", "ruff"],
+        # attack libraries for test/test_interop.py (see requirements-interop.txt for pins)
+        "interop": ["torchattacks", "foolbox", "adversarial-robustness-toolbox"],
     },
     zip_safe=True,
     maintainer="icub_guard developers",

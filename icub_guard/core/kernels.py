@@ -60,7 +60,7 @@ def median_gamma(x: np.ndarray, max_points: int = 1000, seed: int = 0) -> float:
 
 
 class KernelScores(torch.nn.Module):
-    """f(x) = K(x, SV) @ coef + intercept, differentiable in x (float64 inside).
+    """f(x) = K(x, SV) @ coef + intercept, differentiable in x (float64 inside unless cast with .float()).
 
     The linear kernel is folded into one weight matrix, so its cost does not grow
     with the number of support vectors.
@@ -83,7 +83,7 @@ class KernelScores(torch.nn.Module):
         self.register_buffer("intercept", torch.as_tensor(np.asarray(intercept, dtype=np.float64)))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        x = feats.to(torch.float64)
+        x = feats.to(self.weight.dtype)  # float64 unless the module was cast (.float())
         if self.kind == "linear":
             return x @ self.weight + self.intercept
         d2 = (x * x).sum(1, keepdim=True) + self.sv_sqnorm[None, :] - 2.0 * (x @ self.sv.T)

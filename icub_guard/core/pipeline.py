@@ -1,8 +1,11 @@
 """The whole recogniser as one differentiable torch module: pixels → class scores.
 
-Every attack (ours or a library's: torchattacks, Foolbox, ART) runs on
-`GuardModel`: input N×H×W×3 float crops in 0..255, output N×K one-vs-all scores
-equal to the classifier's `decision_function` on the extracted features.
+`GuardModel` takes N×H×W×3 float crops in 0..255 (the attacker's space, what a
+camera publishes) and returns N×K one-vs-all scores equal to the classifier's
+`decision_function` on the extracted features (float64 unless cast). Our attacks
+run on it directly. Libraries (torchattacks, Foolbox, ART) expect another
+convention — N×C×H×W float32 in [0, 1] in, float32 scores out — which
+`GuardModel.nchw01()` provides; their budgets are then in [0, 1] units (×255 for ours).
 """
 
 from __future__ import annotations
@@ -37,12 +40,32 @@ class GuardModel(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.extractor(x))
 
+    def nchw01(self) -> NCHW01:
+        """This model in the libraries' convention (NCHW, float32, [0, 1])."""
+        return NCHW01(self)
+
     def accepted(self, scores: torch.Tensor) -> torch.Tensor:
         """Which samples the reject option lets through (all of them if it is off)."""
         top = scores.argmax(1)
         if not self.reject:
             return torch.ones_like(top, dtype=torch.bool)
         return scores.gather(1, top[:, None])[:, 0] > self.thresholds[top]
+
+
+class NCHW01(torch.nn.Module):
+    """N×C×H×W float32 in [0, 1] → float32 scores: torchattacks', Foolbox's and ART's convention.
+
+    Without it, torchattacks clamps our 0..255 crops to [0, 1] (black images),
+    Foolbox's DeepFool fails on float64 scores and ART scales steps by 255.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.eval()  # libraries check `training` (a frozen backbone is always in inference mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.permute(0, 2, 3, 1) * 255.0).to(torch.float32)
 
 
 class RegionModel(torch.nn.Module):

@@ -1,0 +1,92 @@
+"""The guard attacked by torchattacks, Foolbox and ART through `GuardModel.nchw01()`, as a new user would.
+
+Each library runs its own attack on a small real chain (32 px crops → random AlexNet at 64 px →
+SVM-RBF); the test checks that the attack succeeds and that its images respect the library's
+budget and [0, 1] box. Each group is skipped, with the reason, where the library is not installed
+(`make test` installs them from requirements-interop.txt).
+"""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from icub_guard.core import GuardModel, make_classifier
+from icub_guard.core.features import BackboneSpec, FeatureExtractor
+
+
+@pytest.fixture(scope="module")
+def chain(data7):
+    fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), device="cpu")
+
+    def shrink(imgs):
+        return np.stack([cv2.resize(i, (32, 32), interpolation=cv2.INTER_AREA) for i in imgs])
+
+    tr, te = data7["train"], data7["test"]
+    clf = make_classifier("svm-rbf", C=10.0).fit(fx.extract(shrink(tr.images)), tr.labels)
+    model = GuardModel.from_classifier(fx, clf).nchw01()
+    idx = np.arange(0, len(te), 16)  # one crop per class
+    x = torch.from_numpy(shrink(te.images[idx])).permute(0, 3, 1, 2).float() / 255.0
+    y = torch.tensor([list(clf.classes_).index(v) for v in te.labels[idx]])
+    with torch.no_grad():
+        right = model(x).argmax(1) == y
+    assert right.float().mean() > 0.7
+    return model, x[right], y[right]
+
+
+def fooled(model, x_adv, y) -> float:
+    with torch.no_grad():
+        return float((model(torch.as_tensor(x_adv)).argmax(1) != y).float().mean())
+
+
+def within(x_adv, x, eps, norm) -> bool:
+    d = (torch.as_tensor(x_adv) - x).flatten(1)
+    n = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
+    return bool((n <= eps + 1e-5).all()) and float(torch.as_tensor(x_adv).min()) >= 0.0 and \
+        float(torch.as_tensor(x_adv).max()) <= 1.0
+
+
+def test_adapter_convention(chain):
+    model, x, _ = chain
+    s = model(x)
+    assert s.dtype == torch.float32 and s.shape == (len(x), 7)
+    x255 = x.permute(0, 2, 3, 1) * 255.0
+    assert torch.allclose(s.double(), model.model(x255), atol=1e-5)
+
+
+def test_torchattacks(chain):
+    ta = pytest.importorskip("torchattacks", reason="torchattacks is not installed (requirements-interop.txt)")
+    model, x, y = chain
+    for atk, eps, norm, target in [(ta.FGSM(model, eps=8 / 255), 8 / 255, "linf", 0.5),
+                                   (ta.PGD(model, eps=8 / 255, alpha=2 / 255, steps=10), 8 / 255, "linf", 0.8),
+                                   (ta.DeepFool(model, steps=10, overshoot=0.02), float("inf"), "l2", 0.8)]:
+        x_adv = atk(x, y)  # DeepFool is unbounded: only the box is checked
+        assert fooled(model, x_adv, y) >= target, type(atk).__name__
+        assert within(x_adv, x, eps, norm), type(atk).__name__
+        assert (x_adv - x).abs().amax() > 0  # not the black images of the 0..255 convention
+
+
+def test_foolbox(chain):
+    fb = pytest.importorskip("foolbox", reason="foolbox is not installed (requirements-interop.txt)")
+    model, x, y = chain
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    _, clipped, success = fb.attacks.L2DeepFoolAttack(steps=10, candidates=4)(fmodel, x, y, epsilons=[2.0])
+    assert success[0].float().mean() >= 0.8 and within(clipped[0], x, 2.0, "l2")
+    _, clipped, success = fb.attacks.LinfPGD(steps=10, rel_stepsize=0.25)(fmodel, x, y, epsilons=[8 / 255])
+    assert success[0].float().mean() >= 0.8 and within(clipped[0], x, 8 / 255, "linf")
+
+
+def test_art(chain):
+    pytest.importorskip("art", reason="adversarial-robustness-toolbox is not installed (requirements-interop.txt)")
+    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    model, x, y = chain
+    clf = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
+                            nb_classes=7, clip_values=(0.0, 1.0))
+    xn = x.numpy()
+    x_adv = FastGradientMethod(clf, norm=2, eps=2.0).generate(xn)
+    assert fooled(model, x_adv, y) >= 0.5 and within(x_adv, x, 2.0, "l2")
+    x_adv = ProjectedGradientDescent(clf, norm=np.inf, eps=8 / 255, eps_step=2 / 255, max_iter=10,
+                                     verbose=False).generate(xn)
+    assert fooled(model, x_adv, y) >= 0.8 and within(x_adv, x, 8 / 255, "linf")

@@ -24,7 +24,7 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from icub_guard.ros.common import EVENT_QOS, FRAME_QOS
+from icub_guard.ros.common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS
 from icub_guard.ros.convert import rgb_to_image
 from icub_guard.topology import node_command
 
@@ -56,7 +56,7 @@ class Harness(Node):
         self.diag: dict[str, dict[str, str]] = {}
         self.pub_image = self.create_publisher(Image, "image", FRAME_QOS)
         self.pub_roi = self.create_publisher(RegionOfInterest, "roi", EVENT_QOS)
-        self.pub_feedback = self.create_publisher(String, "teacher/feedback", EVENT_QOS)
+        self.pub_feedback = self.create_publisher(String, "teacher/feedback", FEEDBACK_QOS)
         self.subs = {}
         for topic in ("label", "decision", "teacher/query", "teacher/feedback", "attack/info", "ground_truth"):
             self.subs[topic] = self.create_subscription(String, topic, lambda m, t=topic: self.msgs[t].append(m.data),
@@ -94,7 +94,8 @@ class Harness(Node):
         self.wait_for(matched, timeout, f"{node}'s publisher on {topic}")
 
     def decisions(self) -> list[dict]:
-        return [json.loads(d) for d in self.msgs["decision"]]
+        """The guard's decisions (tests also publish hostile text on `decision`: that is skipped)."""
+        return [json.loads(d) for d in self.msgs["decision"] if d.startswith('{"schema":"icub_guard/decision')]
 
     def send_frame(self, rgb: np.ndarray, roi=None, stamp_sec: int | None = None) -> None:
         if roi is not None:

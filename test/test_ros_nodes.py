@@ -180,6 +180,38 @@ def test_malformed_messages_leave_the_node_alive_and_counted(ros, guard, frames)
     assert d["schema"] == "icub_guard/decision@1"
 
 
+HOSTILE = ["[" * 3000 + "]" * 3000,  # ~6 kB, nested past any recursion limit: was RecursionError, exit 1
+           '{"query_id": ' + "9" * 4400 + ', "label": "mug"}',  # past int() digit limit: was ValueError, exit 2
+           '{"decision_id": ' + "1" * 5000 + ', "label": "mug"}', '{"query_id": 1, "label": "mug", "x": NaN}',
+           '{"query_id": 1e999, "label": "mug"}', "{" * 50000, '{"decision_id": 1, "label": "UNKNOWN"}',
+           '{"decision_id": 1, "label": "\uff55\uff4e\uff4b\uff4e\uff4f\uff57\uff4e"}', "x" * 70000]
+
+
+def test_hostile_feedback_never_ends_the_guard(ros, guard, frames):
+    before = int(diag(ros).get("rejected_input.feedback", 0))
+    for text in HOSTILE:
+        ros.pub_feedback.publish(String(data=text))
+    ros.wait_for(lambda: int(diag(ros).get("rejected_input.feedback", 0)) >= before + len(HOSTILE), 20,
+                 "every hostile message rejected and counted")
+    assert guard["proc"].poll() is None
+    assert int(diag(ros).get("callback_errors", 0)) == 0  # handled as bad input, not caught by the net
+    assert ros.frame_and_decision(frames[1][0].image, frames[1][0].roi)["schema"] == "icub_guard/decision@1"
+
+
+def test_a_feedback_burst_reaches_a_counter(ros, guard, frames):
+    """Sent while the guard is busy with frames: every message is learned, rejected or ignored, none lost."""
+    keys = ("rejected_input.feedback", "learned", "feedback_ignored_learning_off")
+    before = sum(int(diag(ros).get(k, 0)) for k in keys)
+    n = 400
+    for i in range(n):
+        if i % 100 == 0:
+            ros.send_frame(frames[0][i % 4].image, frames[0][i % 4].roi)
+        ros.pub_feedback.publish(String(data=json.dumps({"decision_id": 10**9 + i, "label": "mug"})))  # expired
+    ros.wait_for(lambda: sum(int(diag(ros).get(k, 0)) for k in keys) >= before + n, 30, f"{n} feedback counted")
+    ros.spin_for(1.0)
+    assert sum(int(diag(ros).get(k, 0)) for k in keys) == before + n
+
+
 def test_restart_reloads_what_was_taught(ros, guard, frames):
     ros.spin_for(0.5)
     classes = diag(ros)["classes"]
@@ -232,8 +264,14 @@ def test_attack_node_perturbs_within_its_bound(ros, guard, frames, tmp_path):
 def test_teacher_oracle_and_malicious(ros, tmp_path):
     gt_pub = ros.create_publisher(String, "ground_truth", EVENT_QOS)
     q_pub = ros.create_publisher(String, "teacher/query", EVENT_QOS)
+    dec_pub = ros.create_publisher(String, "decision", EVENT_QOS)
     results = {}
+    def teacher_diag():
+        return next((v for k, v in ros.diag.items() if "teacher_node" in k), {})
+
     for mode, flip in (("oracle", 0.0), ("malicious", 1.0)):
+        for k in [k for k in ros.diag if "teacher_node" in k]:
+            del ros.diag[k]
         proc = start_node("teacher_node", {"mode": mode, "flip_fraction": flip}, tmp_path / f"{mode}.log")
         try:
             ros.wait_for(lambda: q_pub.get_subscription_count() > 0 and gt_pub.get_subscription_count() > 0, 30,
@@ -245,12 +283,19 @@ def test_teacher_oracle_and_malicious(ros, tmp_path):
                 gt_pub.publish(String(data=json.dumps({"stamp": {"sec": 100 + i, "nanosec": 0}, "label": label})))
             ros.spin_for(0.3)
             q_pub.publish(String(data="garbage"))  # ignored, no crash
+            for pub in (q_pub, gt_pub, dec_pub):  # each used to end the teacher (RecursionError / ValueError)
+                for text in [*HOSTILE[:3], '{"stamp": {"sec": 1, "nanosec": 2}, "label": 7}']:
+                    pub.publish(String(data=text))
             q_pub.publish(String(data=json.dumps({"query_id": 5, "stamp": {"sec": 102, "nanosec": 0}})))
             ros.wait_for(lambda n=n: len(ros.msgs["teacher/feedback"]) > n, 15, f"{mode} answer")
             results[mode] = json.loads(ros.msgs["teacher/feedback"][-1])
             assert proc.poll() is None
+            ros.wait_for(lambda: int(teacher_diag().get("rejected_inputs_total", 0)) >= 13, 10,
+                         "hostile messages counted")
+            assert teacher_diag().get("callback_errors", "0") == "0"
         finally:
             stop(proc)
+    ros.msgs["ground_truth"].clear()  # what this test published there, hostile text included
     assert results["oracle"] == {"query_id": 5, "label": "mug"}
     assert results["malicious"]["query_id"] == 5 and results["malicious"]["label"] == "duck"
 

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
@@ -35,7 +34,7 @@ from ..attacks import ATTACKS, AttackInterrupted, make_attack, rect_mask
 from ..core.errors import GuardError, InputError
 from ..core.pipeline import RegionModel
 from ..core.recognizer import Recognizer
-from .common import EVENT_QOS, FRAME_QOS, Health, Parameters, json_msg, run_node
+from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, json_msg, run_node
 from .convert import image_to_rgb, rgb_to_image
 
 ITERATIVE = {"paper", "bim", "pgd", "deepfool", "cw", "fooling"}
@@ -50,7 +49,7 @@ def check_attack(attack: str, norm: str) -> str | None:
     return None
 
 
-class AttackNode(Node):
+class AttackNode(GuardedNode):
     executor_threads = 2  # the attack in one, `enable` and parameters in the other
     def __init__(self, **kwargs):
         super().__init__("attack_node", **kwargs)
@@ -76,7 +75,6 @@ class AttackNode(Node):
         self.model_mtime = 0.0
         self.last_reload = -float("inf")
         self.roi = None
-        self.health = Health()
         self.counts = self.health.counts
         self.pub = self.create_publisher(Image, "image_out", FRAME_QOS)
         self.pub_info = self.create_publisher(String, "attack/info", EVENT_QOS)

@@ -1,7 +1,8 @@
-"""What every icub_guard node shares: QoS, counters, diagnostics, parameter helpers."""
+"""What every icub_guard node shares: QoS, counters, diagnostics, parameter helpers, guarded callbacks."""
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections import Counter, deque
@@ -17,8 +18,11 @@ from std_msgs.msg import String
 #: Camera frames: best effort, keep only the newest (a slow model never builds a backlog).
 FRAME_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
                        history=qos_profile_sensor_data.history, durability=qos_profile_sensor_data.durability)
-#: Labels, decisions, queries, feedback: reliable, a short queue.
+#: Labels, decisions, queries: reliable, a short queue.
 EVENT_QOS = QoSProfile(depth=10)
+#: Teacher feedback: reliable, and deep enough for a burst while the node is busy learning
+#: (every label a teacher sends must reach a counter: learned, rejected or ignored).
+FEEDBACK_QOS = QoSProfile(depth=1000)
 
 
 def declare(node: Node, name: str, default, description: str, *, read_only: bool = False,
@@ -66,6 +70,7 @@ class Health:
     def __init__(self, window: int = 200):
         self.counts: Counter[str] = Counter()
         self.rejected_inputs: Counter[str] = Counter()
+        self.callback_errors: Counter[str] = Counter()
         self.latency_ms: deque[float] = deque(maxlen=window)
         self.frame_times: deque[float] = deque(maxlen=window)
 
@@ -95,11 +100,57 @@ class Health:
                   "latency_ms_p95": f"{self.percentile(95):.1f}", **{k: str(v) for k, v in self.counts.items()},
                   "rejected_inputs_total": str(sum(self.rejected_inputs.values())),
                   **{f"rejected_input.{k}": str(v) for k, v in self.rejected_inputs.items()},
+                  **{f"callback_error.{k}": str(v) for k, v in self.callback_errors.items()},
                   **{k: str(v) for k, v in extra.items()}}
         st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray()
         arr.status = [st]
         return arr
+
+
+class GuardedNode(Node):
+    """A node that no message can end.
+
+    Every subscription, service and timer callback runs inside a guard: an
+    unexpected exception is logged (throttled), counted in /diagnostics
+    (`callback_errors`, and per callback) and the node goes on; a service
+    answers `success: false`. Expected bad input is handled inside the callbacks
+    (a logged, counted rejection); this is the net under them.
+    """
+
+    def __init__(self, node_name: str, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.health = Health()
+
+    def _guarded(self, where: str, fn, on_error=None):
+        @functools.wraps(fn)
+        def run(*args):
+            try:
+                return fn(*args)
+            except Exception as exc:
+                if self.context.ok():  # at shutdown a publish may fail: that is no error
+                    self.health.counts["callback_errors"] += 1
+                    self.health.callback_errors[where] += 1
+                    self.get_logger().error(f"{where}: unexpected {type(exc).__name__}: {exc}",
+                                            throttle_duration_sec=1.0)
+                return on_error(*args) if on_error is not None else None
+        return run
+
+    def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
+        return super().create_subscription(msg_type, topic, self._guarded(f"topic {topic}", callback), qos_profile,
+                                           **kwargs)
+
+    def create_service(self, srv_type, srv_name, callback, **kwargs):
+        def failed(request, response):
+            if hasattr(response, "success"):
+                response.success, response.message = False, "internal error (logged; see /diagnostics)"
+            return response
+
+        return super().create_service(srv_type, srv_name, self._guarded(f"service {srv_name}", callback, failed),
+                                      **kwargs)
+
+    def create_timer(self, timer_period_sec, callback, **kwargs):
+        return super().create_timer(timer_period_sec, self._guarded("timer", callback), **kwargs)
 
 
 def run_node(node_cls, args=None) -> int:

@@ -21,7 +21,6 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
@@ -30,7 +29,7 @@ from ..core.errors import GuardError, InputError
 from ..core.features import build_extractor
 from ..core.recognizer import Recognizer, RecognizerConfig
 from ..core.session import LearningDisabled, SessionConfig, TeachingSession, parse_class_thresholds
-from .common import EVENT_QOS, FRAME_QOS, Health, Parameters, json_msg, run_node
+from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, json_msg, run_node
 from .convert import image_to_rgb, rgb_to_image
 from .saver import BackgroundSaver
 
@@ -39,7 +38,7 @@ SESSION_PARAMS = ("threshold", "class_thresholds", "query_on_reject", "query_mar
                   "learning_enabled")
 
 
-class GuardNode(Node):
+class GuardNode(GuardedNode):
     def __init__(self, **kwargs):
         super().__init__("guard_node", **kwargs)
         p = Parameters(self, "guard.yaml")
@@ -78,7 +77,6 @@ class GuardNode(Node):
                                max_per_class=budget or None, roi_mode=roi_mode,
                                roi_fixed=tuple(roi_fixed) if roi_mode == "fixed" else None, crop_size=crop_size)
         self.rec = Recognizer(cfg, extractor=fx)
-        self.health = Health()
         self.autosave_blocked: str | None = None
         self._load_model()
         self.session = TeachingSession(self.rec, SessionConfig(**session))
@@ -94,7 +92,7 @@ class GuardNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
         self.create_subscription(Image, "image", self.on_image, FRAME_QOS)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
-        self.create_subscription(String, "teacher/feedback", self.on_feedback, EVENT_QOS)
+        self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS)
         self.create_service(Trigger, "teacher/confirm", self.on_confirm)
         self.create_service(Trigger, "save_model", self.on_save)
         self.create_service(Trigger, "reset_model", self.on_reset)

@@ -13,17 +13,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 
 from ..core.datasets import IMAGE_SUFFIXES, SPLIT_STREAMS
 from ..core.sim import TabletopSim, simworld_objects
-from .common import EVENT_QOS, FRAME_QOS, Parameters, json_msg, run_node
+from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, json_msg, run_node
 from .convert import rgb_to_image
 
 
-class SimCameraNode(Node):
+class SimCameraNode(GuardedNode):
     def __init__(self, **kwargs):
         super().__init__("sim_camera_node", **kwargs)
         p = Parameters(self, "sim_camera.yaml")

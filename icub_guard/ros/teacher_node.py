@@ -19,18 +19,17 @@ import sys
 import threading
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.node import Node
 from std_msgs.msg import String
 
 from ..core import jsonio
 from ..core.errors import InputError
 from ..core.session import GroundTruth, MaliciousTeacher, make_teacher
-from .common import EVENT_QOS, Health, Parameters, json_msg, run_node
+from .common import EVENT_QOS, FEEDBACK_QOS, GuardedNode, Parameters, json_msg, run_node
 
 MODES = ("oracle", "interactive", "malicious")
 
 
-class TeacherNode(Node):
+class TeacherNode(GuardedNode):
     def __init__(self, **kwargs):
         super().__init__("teacher_node", **kwargs)
         p = Parameters(self, "teacher.yaml")
@@ -42,8 +41,7 @@ class TeacherNode(Node):
         seed = p("seed", "seed of the malicious flips", read_only=True, lo=0, hi=2**31 - 1)
         self.policy = make_teacher("oracle" if self.mode == "interactive" else self.mode, correct, flip, seed)
         self.truth = GroundTruth()
-        self.health = Health()
-        self.pub = self.create_publisher(String, "teacher/feedback", EVENT_QOS)
+        self.pub = self.create_publisher(String, "teacher/feedback", FEEDBACK_QOS)
         self.create_subscription(String, "teacher/query", self.on_query, EVENT_QOS)
         self.create_subscription(String, "ground_truth", self.on_truth, EVENT_QOS)
         if self.mode != "interactive":

@@ -375,16 +375,25 @@ def test_published_images_stay_within_the_budget(small, norm, eps):
     assert (lp <= eps + 1e-4).all(), lp.max()
 
 
-def test_quantize_rounds_towards_the_original_only_where_nearest_leaves_the_ball():
-    from icub_guard.attacks.constraints import quantize
+def test_quantize_moves_back_only_what_the_budget_needs():
+    from icub_guard.attacks.constraints import lp_norm, quantize
 
-    x0 = torch.full((2, 4, 4, 3), 100.0)
-    delta = torch.full_like(x0, 0.6)
-    delta[1] = 0.4  # nearest rounding goes back to x0: within budget
+    x0 = torch.full((3, 4, 4, 3), 100.0)
+    delta = torch.full_like(x0, 0.6)  # nearest rounding: every |δ_i| → 1, ‖·‖ grows by 1/0.6
+    delta[1] = 0.4  # nearest rounding goes back to x0: within budget, untouched
+    delta[2, 0, 0, 0] = 0.9  # rounded up the least (0.1): kept; the others (0.4) go back first
     eps = float(delta[0].norm())
     q = quantize(x0 + delta, x0, eps, "l2")
-    assert ((x0[0] + delta[0]).round() - x0[0]).norm() > eps  # nearest would exceed d_max
-    assert torch.equal(q[0], x0[0]) and torch.equal(q[1], x0[1])  # truncated; rounded
+    assert (lp_norm(q - x0, "l2") <= eps + 1e-6).all()
+    assert (lp_norm((x0 + delta).round() - x0, "l2")[[0, 2]] > eps).all()  # nearest would leave the ball
+    assert torch.equal(q[1], x0[1])
+    n = int(eps**2)  # a whole-pixel perturbation of 1s: at most ⌊eps²⌋ of them fit, and all of those are kept
+    assert int((q[0] - x0[0]).abs().sum()) == n
+    assert q[2, 0, 0, 0] == 101.0
+    for norm, e in (("l1", 20.0), ("linf", 2.5)):
+        big = x0 + torch.randn_like(x0).sign() * 0.6 * (8 if norm == "linf" else 1)
+        qq = quantize(big, x0, e, norm)
+        assert (lp_norm(qq - x0, norm) <= e + 1e-6).all() and torch.equal(qq, qq.round())
     assert torch.equal(quantize(x0 + 0.7, x0, None, "l2"), x0 + 1)
     with pytest.raises(ValueError, match="integer"):
         quantize(x0 + delta, x0 + 0.5, eps, "l2")

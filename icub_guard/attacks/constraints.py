@@ -87,19 +87,39 @@ def quantize(x_adv: torch.Tensor, x0: torch.Tensor, eps: float | None, norm: str
     """Whole pixel values (what a camera publishes) that still satisfy the budget.
 
     Rounding to the nearest value can push a perturbation on the sphere past
-    d_max (by up to ~√n/2 in l2); where it does, each component is instead
-    rounded towards the original, which never increases |δ_i| and so never any
-    l_p norm. Needs an integer-valued `x0` (uint8 crops). The box holds because
-    both roundings stay between x0 and a value in the box.
+    d_max (in l2 by up to ~√n/2). Where it does, the fewest components that were
+    rounded *away* from the original are moved back one step towards it,
+    those that were rounded up the most first, until the norm fits; at worst
+    every such component goes back, and then each |δ_i| is at most its
+    unrounded value, so the norm is at most the projected one. Needs an
+    integer-valued `x0` (uint8 crops); the box holds because every value stays
+    between x0 and a value in the box, or is a rounding of one inside it.
     """
     near = x_adv.round()
     if eps is None:
         return near
+    check_norm(norm)
     if not torch.equal(x0, x0.round()):
         raise ValueError("quantize needs integer-valued clean pixels (uint8 crops)")
-    over = lp_norm(near - x0, norm) > eps
-    toward = x0 + torch.trunc(x_adv - x0)
-    return torch.where(over.view(-1, *[1] * (x0.ndim - 1)), toward, near)
+    if norm == "linf":  # |δ_i| ≤ eps per pixel: the nearest value beyond it goes back to ⌊eps⌋
+        lim = float(torch.floor(torch.as_tensor(eps)))
+        return x0 + torch.clamp(near - x0, -lim, lim)
+    r, d = _flat(near - x0), _flat(x_adv - x0)
+    away = r.abs() > d.abs()  # rounded away from x0: one step back costs ≤ 0.5 of accuracy
+    if norm == "l2":
+        excess = (r * r).sum(1) - float(eps) ** 2
+        gain = 2 * r.abs() - 1  # the drop in ‖r‖² when |r_i| goes down by one
+    else:
+        excess = r.abs().sum(1) - float(eps)
+        gain = torch.ones_like(r)
+    priority = torch.where(away, r.abs() - d.abs(), torch.full_like(r, -1.0))
+    order = priority.argsort(dim=1, descending=True)
+    g = torch.where(away, gain, torch.zeros_like(gain)).gather(1, order)
+    before = g.cumsum(1) - g  # freed by the components ahead of this one
+    take_sorted = (before < excess[:, None] - 1e-9) & away.gather(1, order)
+    take = torch.zeros_like(away).scatter(1, order, take_sorted)
+    r = torch.where(take, r - r.sign(), r)
+    return x0 + r.reshape(x0.shape)
 
 
 def rect_mask(shape: tuple[int, int], rect: tuple[int, int, int, int], device=None) -> torch.Tensor:

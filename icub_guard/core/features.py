@@ -56,7 +56,7 @@ def load_backbone(name: str, weights: str = "imagenet", seed: int = 0) -> torch.
             return torchvision.models.get_model(name, weights=None)
     if weights == "imagenet":
         enum = torchvision.models.get_model_weights(name).DEFAULT
-        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+        cache = imagenet_cache(name)
         try:
             return torchvision.models.get_model(name, weights=enum)
         except Exception as exc:  # offline, proxy, truncated download...
@@ -167,15 +167,29 @@ def build_extractor(name: str = "alexnet", weights: str = "auto", seed: int = 0,
                     device: str = "auto") -> tuple[FeatureExtractor, str | None]:
     """The extractor, and why it is degraded (or None).
 
-    `weights="auto"` means ImageNet weights when cached or downloadable, else
-    seeded random weights — the robot keeps working, and says so.
+    `weights="auto"` means ImageNet weights when they are in torch.hub's cache,
+    else seeded random weights — decided without a network attempt; the robot
+    keeps working, and says so (once, in the log, and in /diagnostics).
     """
-    want = "imagenet" if weights == "auto" else weights
-    try:
-        fx = FeatureExtractor(BackboneSpec(name, want, seed, input_size), device)
-    except WeightsUnavailableError as exc:
-        if weights != "auto":
-            raise
-        log.warning("%s -> using seeded RANDOM weights", exc)
-        fx = FeatureExtractor(BackboneSpec(name, "random", seed, input_size), device)
+    if weights == "auto":
+        cache = imagenet_cache(name)
+        if cache.is_file():
+            want = "imagenet"
+            log.info("weights auto: ImageNet weights for %s found in %s", name, cache)
+        else:  # no network attempt: a robot may be offline, and a failed download costs seconds
+            want = "random"
+            log.warning("weights auto: no ImageNet weights for %s in %s -> seeded RANDOM weights (fine for tests, "
+                        "not for a robot; copy %s there or pass weights=imagenet to download)", name, cache.parent,
+                        cache.name)
+    else:
+        want = weights
+    fx = FeatureExtractor(BackboneSpec(name, want, seed, input_size), device)
     return fx, ("random backbone weights" if fx.spec.weights == "random" else None)
+
+
+def imagenet_cache(name: str) -> Path:
+    """Where torchvision keeps the ImageNet weights of `name` (torch.hub's checkpoints folder)."""
+    if name not in BACKBONES:
+        raise InputError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    enum = torchvision.models.get_model_weights(name).DEFAULT
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name

@@ -34,7 +34,7 @@ from ..attacks import ATTACKS, AttackInterrupted, make_attack, rect_mask
 from ..core.errors import GuardError, InputError
 from ..core.pipeline import RegionModel
 from ..core.recognizer import Recognizer
-from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, json_msg, run_node
+from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
 from .convert import image_to_rgb, rgb_to_image
 
 ITERATIVE = {"paper", "bim", "pgd", "deepfool", "cw", "fooling"}
@@ -223,7 +223,8 @@ class AttackNode(GuardedNode):
 
 
 def main(args=None) -> int:
-    return run_node(AttackNode, args)
+    """The process entry point (`ros2 run icub_guard attack_node`): runs the node, then ends the process."""
+    exit_process(run_node(AttackNode, args))
 
 
 if __name__ == "__main__":

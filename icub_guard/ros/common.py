@@ -153,6 +153,26 @@ class GuardedNode(Node):
         return super().create_timer(timer_period_sec, self._guarded("timer", callback), **kwargs)
 
 
+def exit_process(rc: int) -> None:
+    """End a node process now that it has shut down cleanly.
+
+    By then the node is destroyed, its model flushed and rclpy shut down; what is
+    left is the interpreter's teardown, which with torch loaded takes seconds (and
+    launch escalates to SIGTERM/SIGKILL after 5). Logs and stdio are flushed first.
+    Only for a node's process entry point, never inside a library call or a test.
+    """
+    import logging
+    import os
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)
+
+
 def run_node(node_cls, args=None) -> int:
     """Init, spin until Ctrl-C or shutdown, clean up; a configuration error exits 2 with the reason."""
     from ..core.errors import GuardError

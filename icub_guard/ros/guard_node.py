@@ -29,7 +29,7 @@ from ..core.errors import GuardError, InputError
 from ..core.features import build_extractor
 from ..core.recognizer import Recognizer, RecognizerConfig
 from ..core.session import LearningDisabled, SessionConfig, TeachingSession, parse_class_thresholds
-from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, json_msg, run_node
+from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
 from .convert import image_to_rgb, rgb_to_image
 from .saver import BackgroundSaver
 
@@ -288,7 +288,8 @@ class GuardNode(GuardedNode):
 
 
 def main(args=None) -> int:
-    return run_node(GuardNode, args)
+    """The process entry point (`ros2 run icub_guard guard_node`): runs the node, then ends the process."""
+    exit_process(run_node(GuardNode, args))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from std_msgs.msg import String
 
 from ..core.datasets import IMAGE_SUFFIXES, SPLIT_STREAMS
 from ..core.sim import TabletopSim, simworld_objects
-from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, json_msg, run_node
+from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
 from .convert import rgb_to_image
 
 
@@ -108,7 +108,8 @@ class SimCameraNode(GuardedNode):
 
 
 def main(args=None) -> int:
-    return run_node(SimCameraNode, args)
+    """The process entry point (`ros2 run icub_guard sim_camera_node`): runs the node, then ends the process."""
+    exit_process(run_node(SimCameraNode, args))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from std_msgs.msg import String
 from ..core import jsonio
 from ..core.errors import InputError
 from ..core.session import GroundTruth, MaliciousTeacher, make_teacher
-from .common import EVENT_QOS, FEEDBACK_QOS, GuardedNode, Parameters, json_msg, run_node
+from .common import EVENT_QOS, FEEDBACK_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
 
 MODES = ("oracle", "interactive", "malicious")
 
@@ -119,7 +119,8 @@ class TeacherNode(GuardedNode):
 
 
 def main(args=None) -> int:
-    return run_node(TeacherNode, args)
+    """The process entry point (`ros2 run icub_guard teacher_node`): runs the node, then ends the process."""
+    exit_process(run_node(TeacherNode, args))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 
 from icub_guard.core.sim import TabletopSim, simworld_objects
-from icub_guard.ros.common import EVENT_QOS
+from icub_guard.ros.common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS
 from icub_guard.ros.convert import image_to_rgb, rgb_to_image
 
 from ros_harness import Harness, start_node, stop
@@ -382,3 +382,63 @@ def test_guard_keeps_a_loaded_models_calibrated_thresholds(ros, frames, tmp_path
     finally:
         stop(proc)
         ros.destroy_subscription(sub)
+
+
+def test_acknowledged_labels_survive_kill_9(ros, frames, tmp_path):
+    """A label counts as acknowledged once /diagnostics shows it; a SIGKILL right then loses none.
+
+    autosave is off in the first life, so no snapshot exists: only the journal can bring the labels back
+    (before the journal, a SIGKILL lost whatever the background save had not written yet).
+    """
+    import signal
+
+    model = tmp_path / "kill.npz"
+    dec_topic, fb_topic = "/killtest/decision", "/killtest/teacher/feedback"
+    pub_img = ros.create_publisher(Image, "/killtest/image", FRAME_QOS)
+    pub_fb = ros.create_publisher(String, fb_topic, FEEDBACK_QOS)
+    decisions: list[dict] = []
+    sub = ros.create_subscription(String, dec_topic, lambda m: decisions.append(json.loads(m.data)), EVENT_QOS)
+
+    def kill_diag():
+        return ros.diag.get("killguard: recognition", {})
+
+    def life(i, autosave):
+        ros.diag.pop("killguard: recognition", None)
+        return start_node("guard_node", {**GUARD, "model_path": str(model), "autosave": autosave},
+                          tmp_path / f"life{i}.log", {"__node": "killguard", "__ns": "/killtest"})
+
+    acked = 0
+    try:
+        for i, autosave in enumerate((False, True)):
+            proc = life(i, autosave)
+            ros.wait_for(lambda p=proc: kill_diag() or p.poll() is not None, 60, "killguard")
+            assert int(kill_diag()["examples"]) == acked  # everything acknowledged before the kill is back
+            ros.wait_for(lambda: sub.get_publisher_count() > 0, 30, "decisions")
+            for k, label in ((0, "mug"), (1, "duck"), (0, "mug"), (1, "duck"), (2, "teddy")):
+                n = len(decisions)
+                f = frames[k][len(decisions) % 4]
+                pub_img.publish(rgb_to_image(f.image, ros.get_clock().now().to_msg(), "camera"))
+                ros.wait_for(lambda n=n: len(decisions) > n, 30, "a decision")
+                pub_fb.publish(String(data=json.dumps({"decision_id": decisions[-1]["id"], "label": label})))
+            ros.wait_for(lambda a=acked: int(kill_diag().get("examples", 0)) == a + 5, 20, "5 labels acknowledged")
+            proc.send_signal(signal.SIGKILL)  # at once: no flush, no snapshot
+            proc.wait(timeout=10)
+            acked += 5
+        proc = life(2, True)
+        ros.wait_for(lambda: kill_diag() or proc.poll() is not None, 60, "killguard after the last kill")
+        assert int(kill_diag()["examples"]) == acked
+        stop(proc)
+        stale = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+        assert not stale, stale
+    finally:
+        ros.destroy_subscription(sub)
+
+
+def test_the_guard_refuses_an_unreadable_model_file(ros, tmp_path):
+    model = tmp_path / "broken.npz"
+    model.write_bytes(b"PK\x03\x04 not really a model")
+    proc = start_node("guard_node", {**GUARD, "model_path": str(model)}, tmp_path / "broken.log",
+                      {"__node": "brokenguard"})
+    assert proc.wait(timeout=90) == 2  # a start-up error, with its reason
+    assert "broken.npz" in (tmp_path / "broken.log").read_text()
+    assert model.read_bytes() == b"PK\x03\x04 not really a model"

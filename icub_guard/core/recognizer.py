@@ -231,17 +231,20 @@ class Recognizer:
                 "backbone_sha256": self.extractor.weights_sha256, "classes": self.classes,
                 "saved_at": time.time()}
 
-    def save(self, path, key=None):
-        """Atomically save the learned state (see `persistence`)."""
+    def snapshot(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The learned state as (metadata, arrays), copied under the lock (then written at leisure)."""
         with self._lock:
             if self.classifier is None:
                 raise InputError("nothing learned yet: there is no model to save")
-            arrays = self.classifier.get_state()
-            meta = self._meta()
-        return persistence.save(path, meta, arrays, key)
+            return self._meta(), self.classifier.get_state()
 
-    def load_state(self, path, key=None) -> None:
-        """Replace the learned state with a file's; on any error nothing changes."""
+    def save(self, path, key=None, meta: dict | None = None):
+        """Atomically save the learned state (see `persistence`); `meta` adds fields to its metadata."""
+        m, arrays = self.snapshot()
+        return persistence.save(path, {**m, **(meta or {})}, arrays, key)
+
+    def load_state(self, path, key=None) -> dict:
+        """Replace the learned state with a file's and return its metadata; on any error nothing changes."""
         saved = persistence.load(path, key)
         meta = saved.meta
         if meta.get("backbone_sha256") != self.extractor.weights_sha256:
@@ -260,6 +263,7 @@ class Recognizer:
             raise ModelFileError(f"model file {path} has inconsistent contents: {exc}") from exc
         with self._lock:
             self.classifier, self._model = clf, None
+        return meta
 
     @classmethod
     def load(cls, path, key=None, device: str = "auto") -> Recognizer:

@@ -14,7 +14,10 @@ features and a learned label:
   the bounded parser and validated; anything else is an `InputError`.
 * learning a label: `Recognizer.learn`, then thresholds — a new class gets
   `threshold`, `class_thresholds` entries always win, a loaded model keeps its
-  calibrated thresholds otherwise.
+  calibrated thresholds otherwise — then, with a `LabelJournal`, the label is
+  appended and fsync'd before `feedback`/`confirm` return: what they return is
+  durable. `snapshot` writes the model file (recording the journal position and
+  compacting the journal); `restore` loads it and replays the journal's tail.
 * the teachers a simulation uses: `OracleTeacher` and `MaliciousTeacher`, and
   `Tally`, the one scoring of decisions against ground truth.
 
@@ -39,6 +42,7 @@ from .errors import InputError
 from .validation import UNKNOWN, check_label
 
 if TYPE_CHECKING:
+    from .journal import LabelJournal
     from .recognizer import Decision, LearnReport, Recognizer
 
 DECISION_SCHEMA = "icub_guard/decision@1"
@@ -140,10 +144,11 @@ class TeachingSession:
     """The protocol around one recognizer; thread-safe (a node's callbacks may overlap)."""
 
     def __init__(self, recognizer: Recognizer, config: SessionConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, journal: LabelJournal | None = None):
         self.rec = recognizer
         self.config = config or SessionConfig.defaults()
         self.clock = clock
+        self.journal = journal
         self.next_id = 1
         self.pending: OrderedDict[int, np.ndarray] = OrderedDict()  # query id → features
         self.recent: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()  # decision id → (features, label)
@@ -278,19 +283,59 @@ class TeachingSession:
             feats, label = self.recent[last]
             return self._learn(feats, label)
 
-    def _learn(self, feats: np.ndarray, label: str) -> LearnReport:
+    def _learn(self, feats: np.ndarray, label: str, source: str = "feedback", journal: bool = True) -> LearnReport:
         report = self.rec.learn(feats, label)
         self.apply_thresholds(new_class=report.label if report.new_class else None)
+        if journal and self.journal is not None:
+            self.journal.append(feats, report.label, source)  # on disk before anyone is told
         self.counts["learned"] += 1
         return report
 
     def reset(self) -> None:
-        """Forget everything learned and every open question."""
+        """Forget everything learned and every open question (and the journal's records)."""
         with self._lock:
             self.rec.reset()
             self.pending.clear()
             self.recent.clear()
             self.latest_query = None
+            if self.journal is not None:
+                self.journal.reset()
+
+    # ---------------------------------------------------------- durability
+    def snapshot(self, path, key=None) -> int:
+        """Write the model file with the journal position it holds, then compact the journal; returns it."""
+        with self._lock:  # state and position taken together: no label between them
+            meta, arrays = self.rec.snapshot()
+            seq = self.journal.last_seq if self.journal is not None else 0
+        from .persistence import save
+
+        save(path, {**meta, "journal_seq": seq}, arrays, key)
+        if self.journal is not None:
+            self.journal.compact(seq)
+        return seq
+
+    def restore(self, path, key=None) -> int:
+        """Start-up: load the model file (if any), then replay the journal's later labels; returns how many.
+
+        A model file that cannot be read raises `ModelFileError` (the caller refuses
+        to start and never overwrites it); a torn last journal record is dropped.
+        """
+        from pathlib import Path
+
+        from .journal import remove_stale_temp_files
+
+        remove_stale_temp_files(path)
+        with self._lock:
+            seq = 0
+            if Path(path).exists():
+                seq = int(self.rec.load_state(path, key).get("journal_seq", 0))
+            entries = self.journal.open() if self.journal is not None else []
+            tail = [e for e in entries if e.seq > seq]
+            for e in tail:
+                self._learn(e.features, e.label, e.source, journal=False)
+            self.counts["replayed"] += len(tail)
+            self.apply_thresholds()
+            return len(tail)
 
 
 # --------------------------------------------------------------- teachers

@@ -27,6 +27,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from ..core.errors import GuardError, InputError
 from ..core.features import build_extractor
+from ..core.journal import LabelJournal
 from ..core.recognizer import Recognizer, RecognizerConfig
 from ..core.session import LearningDisabled, SessionConfig, TeachingSession, parse_class_thresholds
 from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
@@ -77,10 +78,14 @@ class GuardNode(GuardedNode):
                                max_per_class=budget or None, roi_mode=roi_mode,
                                roi_fixed=tuple(roi_fixed) if roi_mode == "fixed" else None, crop_size=crop_size)
         self.rec = Recognizer(cfg, extractor=fx)
-        self.autosave_blocked: str | None = None
-        self._load_model()
-        self.session = TeachingSession(self.rec, SessionConfig(**session))
-        self.saver = BackgroundSaver(lambda: self.rec.save(self.model_path), self._save_failed)
+        journal = LabelJournal.beside(self.model_path) if self.model_path else None
+        self.session = TeachingSession(self.rec, SessionConfig(**session), journal=journal)
+        if self.model_path:
+            # a model file that cannot be read is a start-up error (exit 2, the reason said): never overwritten
+            replayed = self.session.restore(self.model_path)
+            self.get_logger().info(f"model {self.model_path}: {len(self.rec.classes)} classes, "
+                                   f"{self.rec.n_examples} examples ({replayed} replayed from the label journal)")
+        self.saver = BackgroundSaver(lambda: self.session.snapshot(self.model_path), self._save_failed)
         self.roi: tuple[tuple[int, int, int, int], float] | None = None
         self.last_error = "-"
 
@@ -104,25 +109,13 @@ class GuardNode(GuardedNode):
                                f"{len(self.rec.classes)} classes known")
 
     # ------------------------------------------------------------- state
-    def _load_model(self) -> None:
-        if not self.model_path or not Path(self.model_path).exists():
-            return
-        try:
-            self.rec.load_state(self.model_path)
-            self.get_logger().info(f"loaded {self.model_path}: {len(self.rec.classes)} classes, "
-                                   f"{self.rec.n_examples} examples")
-        except GuardError as exc:
-            # keep the file for inspection; do not overwrite it with an empty model
-            self.autosave_blocked = f"could not load {self.model_path}: {exc}"
-            self.get_logger().error(self.autosave_blocked + " — starting empty, autosave off until save_model")
-
     def _save(self, reason: str) -> str | None:
         """Save now, in this thread (the save_model service); returns the error, if any."""
         if not self.model_path or self.rec.classifier is None:
             return None
         self.saver.flush()  # no background write may land after this one
         try:
-            self.rec.save(self.model_path)
+            self.session.snapshot(self.model_path)
             self.health.counts["saves"] += 1
             return None
         except (OSError, GuardError) as exc:
@@ -134,7 +127,8 @@ class GuardNode(GuardedNode):
         self.get_logger().error(f"saving {self.model_path} failed: {exc}")
 
     def destroy_node(self):
-        if not self.saver.close(timeout=60.0):
+        saver = getattr(self, "saver", None)  # None when start-up failed before it existed
+        if saver is not None and not saver.close(timeout=60.0):
             self.get_logger().error("model not fully saved before shutdown (timeout)")
         return super().destroy_node()
 
@@ -193,8 +187,8 @@ class GuardNode(GuardedNode):
         self.get_logger().info(f"learned {report.label!r} from {source} "
                                f"({'new class' if report.new_class else 'known'}; {report.n_classes} classes, "
                                f"{1e3 * report.seconds:.1f} ms)")
-        if self.autosave and not self.autosave_blocked and self.model_path:
-            self.saver.request()  # written in the background; flushed before shutdown
+        if self.autosave and self.model_path:
+            self.saver.request()  # a snapshot in the background; the label itself is already in the journal
 
     def on_confirm(self, req, resp):
         try:
@@ -213,15 +207,14 @@ class GuardNode(GuardedNode):
             resp.success, resp.message = False, "nothing learned yet"
         else:
             err = self._save("save_model request")
-            self.autosave_blocked = None if err is None else self.autosave_blocked
             resp.success, resp.message = err is None, err or f"saved {self.model_path}"
         return resp
 
     def on_reset(self, req, resp):
         self.saver.flush()  # a pending autosave must not resurrect the old model
-        self.session.reset()
-        if self.model_path and Path(self.model_path).exists() and self.autosave and not self.autosave_blocked:
-            Path(self.model_path).unlink()
+        self.session.reset()  # and its journal
+        if self.model_path:
+            Path(self.model_path).unlink(missing_ok=True)  # a restart must not bring the old model back
         resp.success, resp.message = True, "model reset: no classes known"
         self.get_logger().warning("model reset by request")
         return resp
@@ -274,7 +267,7 @@ class GuardNode(GuardedNode):
         return img
 
     def publish_diagnostics(self) -> None:
-        issues = list(self.degraded) + ([self.autosave_blocked] if self.autosave_blocked else [])
+        issues = list(self.degraded)
         level = DiagnosticStatus.WARN if issues else DiagnosticStatus.OK
         fx = self.rec.extractor
         self.pub_diag.publish(self.health.status(

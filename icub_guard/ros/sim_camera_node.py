@@ -102,8 +102,9 @@ class SimCameraNode(GuardedNode):
         self.obj_frames += 1
 
     def destroy_node(self):
-        if self.source == "sim":
-            self.sim.close()
+        sim = getattr(self, "sim", None)  # None when start-up failed before it existed
+        if sim is not None:
+            sim.close()
         return super().destroy_node()
 
 

@@ -259,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GuardError as exc:
-        log.error("%s", exc)
+        # on stderr itself, not only through logging: a test runner (launch_testing's pytest
+        # plugin) or an application may have reconfigured the loggers
+        print(f"icub-guard: error: {exc}", file=sys.stderr)
         return 2
 
 

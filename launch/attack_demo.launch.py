@@ -2,7 +2,7 @@
 
 The topology is config/demo.yaml's (`icub-guard demo` reads the same file). The attack
 starts disabled; switch it in with:
-  ros2 service call /enable std_srvs/srv/SetBool "{data: true}"
+  ros2 service call /attack_node/enable std_srvs/srv/SetBool "{data: true}"
 """
 
 from icub_guard.ros.launching import demo_launch_description

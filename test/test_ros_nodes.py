@@ -127,16 +127,20 @@ def test_runtime_parameters_take_effect_and_bad_values_are_refused(ros, guard, f
     assert d["thresholds"]["mug"] == -50.0 and d["thresholds"]["duck"] == 9.0
     assert not ros.set_param("guard_node", "class_thresholds", "not json")
     assert not ros.set_param("guard_node", "threshold", 1e9)  # outside the declared range
+    assert not ros.set_param("guard_node", "threshold", 20)  # an integer outside it too
+    assert not ros.set_param("guard_node", "threshold", "high")
+    assert ros.set_param("guard_node", "threshold", 1)  # `ros2 param set ... threshold 1` sends an integer
+    assert ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)["thresholds"]["duck"] == 1.0
     assert not ros.set_param("guard_node", "backbone", "vgg16")  # read-only
     assert ros.set_param("guard_node", "class_thresholds", "")
     assert ros.set_param("guard_node", "threshold", 0.0)
-    res = ros.set_bool("set_learning", False)
+    res = ros.set_bool("/guard_node/set_learning", False)
     assert res.success
     n = int(diag(ros)["examples"])
     ros.pub_feedback.publish(String(data=json.dumps({"decision_id": ros.decisions()[-1]["id"], "label": "mug"})))
     ros.spin_for(1.0)
     assert int(diag(ros)["examples"]) == n  # nothing learned while learning is off
-    assert ros.set_bool("set_learning", True).success
+    assert ros.set_bool("/guard_node/set_learning", True).success
 
 
 def _bad_images():
@@ -244,7 +248,7 @@ def test_attack_node_perturbs_within_its_bound(ros, guard, frames, tmp_path):
         ros.wait_for(lambda: pub.get_subscription_count() > 0, 30, "attack node subscribed")
         ros.wait_matched("image_out", "attack_node")
         assert np.array_equal(roundtrip(), f.image)  # disabled: passed through untouched
-        assert ros.set_bool("enable", True).success
+        assert ros.set_bool("/attack_node/enable", True).success
         out = roundtrip()
         ros.wait_for(lambda: ros.msgs["attack/info"], 10, "attack/info")
         info = json.loads(ros.msgs["attack/info"][-1])

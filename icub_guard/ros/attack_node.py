@@ -3,7 +3,7 @@
 Subscribes  image_in (sensor_msgs/Image), roi (sensor_msgs/RegionOfInterest)
 Publishes   image_out (sensor_msgs/Image: perturbed when enabled, passed through otherwise),
             attack/info (std_msgs/String, JSON: norms, time, whether it fooled its own copy)
-Services    enable (std_srvs/SetBool)
+Services    ~/enable (std_srvs/SetBool, node-private: /attack_node/enable)
 
 Budgets (`eps`) are in frame pixels of the ROI box on the 0..255 scale: the
 perturbation is applied to the frame the node publishes, before the guard's
@@ -81,7 +81,7 @@ class AttackNode(GuardedNode):
         self.create_subscription(Image, "image_in", self.on_image, FRAME_QOS)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
         # its own callback group (and the node's two executor threads): `enable false` reaches a running attack
-        self.create_service(SetBool, "enable", self.on_enable, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(SetBool, "~/enable", self.on_enable, callback_group=MutuallyExclusiveCallbackGroup())
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
         self.create_timer(1.0, self.publish_diagnostics)
         problem = check_attack(self.attack_name, self.norm)
@@ -174,8 +174,9 @@ class AttackNode(GuardedNode):
 
     def publish_diagnostics(self) -> None:
         level = DiagnosticStatus.WARN if self.enabled else DiagnosticStatus.OK
-        self.pub_diag.publish(self.health.status(
-            f"{self.get_name()}: attack", self.attack_name, level, "ATTACKING" if self.enabled else "pass-through",
+        message = "ATTACKING" if self.enabled else "pass-through"
+        self.pub_diag.publish(self.diagnostics(
+            "attack", self.attack_name, level, message,
             {"attack": self.attack_name, "eps": self.eps, "norm": self.norm, "model": self.model_path or "-"}))
 
     def perturb(self, rec: Recognizer, rgb: np.ndarray, roi) -> tuple[np.ndarray, dict]:

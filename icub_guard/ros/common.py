@@ -9,7 +9,7 @@ from collections import Counter, deque
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -27,16 +27,36 @@ FEEDBACK_QOS = QoSProfile(depth=1000)
 
 def declare(node: Node, name: str, default, description: str, *, read_only: bool = False,
             lo: float | None = None, hi: float | None = None):
-    """Declare a parameter with a descriptor (and a range for numbers); return its value."""
+    """Declare a parameter with a descriptor (and a range for numbers); return its value.
+
+    A float parameter also takes an integer (`ros2 param set /guard_node threshold 1`, or `1` in a
+    YAML file): it is declared with dynamic typing and `GuardedNode` checks type and range itself.
+    """
     desc = ParameterDescriptor(description=description, read_only=read_only)
-    if lo is not None and hi is not None:
-        if isinstance(default, bool):
-            pass
-        elif isinstance(default, int):
-            desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
-        elif isinstance(default, float):
-            desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-    return node.declare_parameter(name, default, desc).value
+    if isinstance(default, float):
+        desc.dynamic_typing = True
+        bounds = (-float("inf") if lo is None else float(lo), float("inf") if hi is None else float(hi))
+        getattr(node, "float_parameters", {})[name] = bounds
+        if lo is not None and hi is not None:
+            desc.description += f" [{lo:g} .. {hi:g}]"
+    elif lo is not None and hi is not None and isinstance(default, int) and not isinstance(default, bool):
+        desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    value = node.declare_parameter(name, default, desc).value
+    problem = _float_problem(name, value, getattr(node, "float_parameters", {}))
+    if problem:
+        raise ValueError(problem)
+    return float(value) if isinstance(default, float) else value
+
+
+def _float_problem(name: str, value, bounds: dict) -> str | None:
+    if name not in bounds:
+        return None
+    lo, hi = bounds[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} must be a number, got {type(value).__name__}"
+    if not lo <= value <= hi:
+        return f"{name} must be in [{lo:g}, {hi:g}], got {value}"
+    return None
 
 
 class Parameters:
@@ -93,17 +113,26 @@ class Health:
         s = sorted(self.latency_ms)
         return s[min(len(s) - 1, int(q / 100 * len(s)))]
 
-    def status(self, name: str, hardware_id: str, level: bytes, message: str, extra: dict) -> DiagnosticArray:
-        """One DiagnosticStatus; `level` is DiagnosticStatus.OK / WARN / ERROR."""
+    def status(self, name: str, hardware_id: str, level: bytes, message: str, extra: dict,
+               stamp=None) -> DiagnosticArray:
+        """One DiagnosticStatus (`level`: DiagnosticStatus.OK / WARN / ERROR) stamped with the node's clock.
+
+        Timings read "no data" until there is a sample, never "nan".
+        """
         st = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id)
-        values = {"rate_hz": f"{self.rate_hz:.2f}", "latency_ms_p50": f"{self.percentile(50):.1f}",
-                  "latency_ms_p95": f"{self.percentile(95):.1f}", **{k: str(v) for k, v in self.counts.items()},
+        timed = bool(self.latency_ms)
+        values = {"rate_hz": f"{self.rate_hz:.2f}" if len(self.frame_times) > 1 else "no data",
+                  "latency_ms_p50": f"{self.percentile(50):.1f}" if timed else "no data",
+                  "latency_ms_p95": f"{self.percentile(95):.1f}" if timed else "no data",
+                  **{k: str(v) for k, v in self.counts.items()},
                   "rejected_inputs_total": str(sum(self.rejected_inputs.values())),
                   **{f"rejected_input.{k}": str(v) for k, v in self.rejected_inputs.items()},
                   **{f"callback_error.{k}": str(v) for k, v in self.callback_errors.items()},
                   **{k: str(v) for k, v in extra.items()}}
         st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray()
+        if stamp is not None:
+            arr.header.stamp = stamp
         arr.status = [st]
         return arr
 
@@ -121,6 +150,15 @@ class GuardedNode(Node):
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
         self.health = Health()
+        self.float_parameters: dict[str, tuple[float, float]] = {}
+        self.add_on_set_parameters_callback(self._check_float_parameters)
+
+    def _check_float_parameters(self, params) -> SetParametersResult:
+        for prm in params:
+            problem = _float_problem(prm.name, prm.value, self.float_parameters)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+        return SetParametersResult(successful=True)
 
     def _guarded(self, where: str, fn, on_error=None):
         @functools.wraps(fn)
@@ -151,6 +189,11 @@ class GuardedNode(Node):
 
     def create_timer(self, timer_period_sec, callback, **kwargs):
         return super().create_timer(timer_period_sec, self._guarded("timer", callback), **kwargs)
+
+    def diagnostics(self, suffix: str, hardware_id: str, level: bytes, message: str, extra: dict) -> DiagnosticArray:
+        """This node's /diagnostics message, named "<node>: <suffix>", stamped now."""
+        return self.health.status(f"{self.get_name()}: {suffix}", hardware_id, level, message, extra,
+                                  self.get_clock().now().to_msg())
 
 
 def exit_process(rc: int) -> None:

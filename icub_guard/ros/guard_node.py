@@ -4,7 +4,8 @@ Subscribes  image (sensor_msgs/Image, newest frame only), roi (sensor_msgs/Regio
             teacher/feedback (std_msgs/String: a label, or JSON {"query_id"|"decision_id": n, "label": s})
 Publishes   label (String), decision (String, JSON icub_guard/decision@1), debug_image (Image),
             teacher/query (String, JSON icub_guard/query@1), teacher/query_image (Image), /diagnostics
-Services    teacher/confirm, save_model, reset_model (std_srvs/Trigger), set_learning (std_srvs/SetBool)
+Services    teacher/confirm (std_srvs/Trigger); node-private ~/save_model, ~/reset_model (Trigger),
+            ~/set_learning (SetBool)
 
 The teaching protocol (ids, when to ask, feedback, thresholds) is `core.session.TeachingSession`;
 this node converts messages, holds parameters and publishes.
@@ -99,9 +100,9 @@ class GuardNode(GuardedNode):
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
         self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS)
         self.create_service(Trigger, "teacher/confirm", self.on_confirm)
-        self.create_service(Trigger, "save_model", self.on_save)
-        self.create_service(Trigger, "reset_model", self.on_reset)
-        self.create_service(SetBool, "set_learning", self.on_set_learning)
+        self.create_service(Trigger, "~/save_model", self.on_save)
+        self.create_service(Trigger, "~/reset_model", self.on_reset)
+        self.create_service(SetBool, "~/set_learning", self.on_set_learning)
         self.add_on_set_parameters_callback(self.validate_params)
         self.add_post_set_parameters_callback(self.apply_params)
         self.create_timer(period, self.publish_diagnostics)
@@ -270,8 +271,7 @@ class GuardNode(GuardedNode):
         issues = list(self.degraded)
         level = DiagnosticStatus.WARN if issues else DiagnosticStatus.OK
         fx = self.rec.extractor
-        self.pub_diag.publish(self.health.status(
-            f"{self.get_name()}: recognition", f"{fx.spec.id}@{fx.device}", level,
+        self.pub_diag.publish(self.diagnostics("recognition", f"{fx.spec.id}@{fx.device}", level,
             "; ".join(issues) or "ok",
             {"device": fx.device, "backbone": fx.spec.id, "classes": len(self.rec.classes),
              "examples": self.rec.n_examples, "learning": self.session.config.learning_enabled,

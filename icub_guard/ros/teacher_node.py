@@ -100,8 +100,7 @@ class TeacherNode(GuardedNode):
             self.pub.publish(json_msg({"decision_id": did, "label": correction}))
 
     def publish_diagnostics(self) -> None:
-        self.pub_diag.publish(self.health.status(
-            f"{self.get_name()}: teacher", self.mode, DiagnosticStatus.OK, self.mode,
+        self.pub_diag.publish(self.diagnostics("teacher", self.mode, DiagnosticStatus.OK, self.mode,
             {"mode": self.mode, "known_labels": len(self.truth.labels), **self.policy.counts}))
 
     def _ask_person(self, q: dict) -> None:

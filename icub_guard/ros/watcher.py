@@ -35,8 +35,8 @@ class Watcher(Node):
         self.create_subscription(String, "/teacher/query", lambda m: self._count("queries"), EVENT_QOS)
         self.create_subscription(String, "/teacher/feedback", lambda m: self._count("answers"), EVENT_QOS)
         self.create_subscription(String, "/attack/info", self.on_attack, EVENT_QOS)
-        self.attack_client = self.create_client(SetBool, "/enable")
-        self.learning_client = self.create_client(SetBool, "/set_learning")
+        self.attack_client = self.create_client(SetBool, "/attack_node/enable")
+        self.learning_client = self.create_client(SetBool, "/guard_node/set_learning")
 
     def _count(self, key: str) -> None:
         self.tally[self.phase].counts[key] += 1

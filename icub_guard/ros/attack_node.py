@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
@@ -37,6 +38,9 @@ from ..core.recognizer import Recognizer
 from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
 from .convert import image_to_rgb, rgb_to_image
 
+#: attributes that runtime parameter changes update
+RUNTIME = {"attack_name", "eps", "norm", "steps", "target", "reject_aware", "sticker", "enabled", "roi_timeout",
+           "reload_period"}
 ITERATIVE = {"paper", "bim", "pgd", "deepfool", "cw", "fooling"}
 
 
@@ -87,23 +91,24 @@ class AttackNode(GuardedNode):
         problem = check_attack(self.attack_name, self.norm)
         if problem:
             raise ValueError(problem)
-        self.add_on_set_parameters_callback(self.on_params)
+        self.add_on_set_parameters_callback(self.validate_params)
+        self.add_post_set_parameters_callback(self.apply_params)
         self.get_logger().info(f"attack node ready ({self.attack_name}, eps {self.eps:g} "
                                f"{self.norm or ATTACKS[self.attack_name].norms[0]}); "
                                f"{'enabled' if self.enabled else 'passing frames through'}")
 
-    def on_params(self, params):
-        from rcl_interfaces.msg import SetParametersResult
-
+    def validate_params(self, params) -> SetParametersResult:
+        """On-set: refuse an attack/norm pair that cannot run (nothing is applied here)."""
         new = {p.name: p.value for p in params}
         problem = check_attack(new.get("attack", self.attack_name), new.get("norm", self.norm))
-        if problem:
-            return SetParametersResult(successful=False, reason=problem)
+        return SetParametersResult(successful=problem is None, reason=problem or "")
+
+    def apply_params(self, params) -> None:
+        """Post-set: the change was accepted; the next frame uses it."""
         for p in params:
             attr = {"attack": "attack_name"}.get(p.name, p.name)
-            if hasattr(self, attr):
+            if attr in RUNTIME:
                 setattr(self, attr, p.value)
-        return SetParametersResult(successful=True)
 
     def on_enable(self, req, resp):
         from rclpy.parameter import Parameter

@@ -12,7 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import String
 
 #: Camera frames: best effort, keep only the newest (a slow model never builds a backlog).
@@ -23,6 +23,19 @@ EVENT_QOS = QoSProfile(depth=10)
 #: Teacher feedback: reliable, and deep enough for a burst while the node is busy learning
 #: (every label a teacher sends must reach a counter: learned, rejected or ignored).
 FEEDBACK_QOS = QoSProfile(depth=1000)
+
+
+RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+
+
+def qos(reliability: str, depth: int) -> QoSProfile:
+    """A keep-last QoS from parameter values (volatile durability, as the defaults)."""
+    if reliability not in RELIABILITY:
+        raise ValueError(f"QoS reliability must be one of {sorted(RELIABILITY)}, got {reliability!r}")
+    if not 1 <= depth <= 100_000:
+        raise ValueError(f"QoS depth must be in [1, 100000], got {depth}")
+    return QoSProfile(depth=depth, reliability=RELIABILITY[reliability], history=HistoryPolicy.KEEP_LAST,
+                      durability=DurabilityPolicy.VOLATILE)
 
 
 def declare(node: Node, name: str, default, description: str, *, read_only: bool = False,

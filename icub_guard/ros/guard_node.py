@@ -31,7 +31,7 @@ from ..core.features import build_extractor
 from ..core.journal import LabelJournal
 from ..core.recognizer import Recognizer, RecognizerConfig
 from ..core.session import LearningDisabled, SessionConfig, TeachingSession, parse_class_thresholds
-from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
+from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, qos, run_node
 from .convert import image_to_rgb, rgb_to_image
 from .saver import BackgroundSaver
 
@@ -71,6 +71,10 @@ class GuardNode(GuardedNode):
         self.autosave = p("autosave", "save the model after every update")
         self.publish_debug = p("debug_image", "publish debug_image")
         period = p("diagnostics_period", "seconds between /diagnostics messages", lo=0.1, hi=60.0)
+        image_qos = qos(p("image_qos_reliability", "QoS of the image subscription: best_effort | reliable",
+                          read_only=True), p("image_qos_depth", "its queue depth", read_only=True, lo=1, hi=100000))
+        out_qos = qos(p("publisher_qos_reliability", "QoS of label, decision, queries: reliable | best_effort",
+                        read_only=True), p("publisher_qos_depth", "their queue depth", read_only=True, lo=1, hi=100000))
 
         fx, degraded = build_extractor(backbone, weights, seed, input_size, device)
         self.degraded = [degraded] if degraded else []
@@ -90,13 +94,13 @@ class GuardNode(GuardedNode):
         self.roi: tuple[tuple[int, int, int, int], float] | None = None
         self.last_error = "-"
 
-        self.pub_label = self.create_publisher(String, "label", EVENT_QOS)
-        self.pub_decision = self.create_publisher(String, "decision", EVENT_QOS)
+        self.pub_label = self.create_publisher(String, "label", out_qos)
+        self.pub_decision = self.create_publisher(String, "decision", out_qos)
         self.pub_debug = self.create_publisher(Image, "debug_image", FRAME_QOS)
-        self.pub_query = self.create_publisher(String, "teacher/query", EVENT_QOS)
-        self.pub_query_img = self.create_publisher(Image, "teacher/query_image", EVENT_QOS)
+        self.pub_query = self.create_publisher(String, "teacher/query", out_qos)
+        self.pub_query_img = self.create_publisher(Image, "teacher/query_image", out_qos)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
-        self.create_subscription(Image, "image", self.on_image, FRAME_QOS)
+        self.create_subscription(Image, "image", self.on_image, image_qos)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
         self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS)
         self.create_service(Trigger, "teacher/confirm", self.on_confirm)

@@ -24,11 +24,7 @@ from icub_guard.core.datasets import simworld
 from icub_guard.core.journal import LabelJournal
 from icub_guard.core.session import Feedback, SessionConfig, TeachingSession
 
-
-def stats(ms: list[float]) -> dict:
-    a = np.asarray(ms)
-    return {"median_ms": float(np.median(a)), "p95_ms": float(np.percentile(a, 95)), "max_ms": float(a.max()),
-            "n": len(a)}
+from benchstats import stats
 
 
 def main() -> None:

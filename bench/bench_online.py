@@ -20,11 +20,7 @@ from icub_guard.core import Recognizer, RecognizerConfig
 from icub_guard.core.datasets import simworld
 from icub_guard.core.svm import OneVsAllSVC
 
-
-def stats(ms: list[float]) -> dict:
-    a = np.asarray(ms)
-    return {"median_ms": float(np.median(a)), "p95_ms": float(np.percentile(a, 95)), "max_ms": float(a.max()),
-            "n": len(a)}
+from benchstats import stats
 
 
 def main() -> None:

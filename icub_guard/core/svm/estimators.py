@@ -87,9 +87,31 @@ class RejectMixin:
             raise InputError(str(exc)) from exc
         return X.astype(np.float32, copy=False)
 
-    def _check_reject_label(self) -> None:
-        if self.reject and any(c == self.reject_label for c in self.classes_.tolist()):
+    def _check_reject_label(self, names) -> None:
+        if self.reject and any(c == self.reject_label for c in names):
             raise InputError(f"{self.reject_label!r} is the reject label and cannot be a class")
+
+    def _begin_fit(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """What every fit starts with: checked parameters and data, γ, sorted classes; y as class indices."""
+        self._validate_params()
+        X, y = self._check_xy(X, y, reset=True)
+        self.gamma_ = median_gamma(X) if self.gamma == "median" else float(self.gamma)
+        self.classes_ = _sorted_classes(y.tolist())
+        self._check_reject_label(self.classes_.tolist())
+        self.thresholds_ = np.zeros(len(self.classes_))
+        return X, self._indices(y)
+
+    def _indices(self, y) -> np.ndarray:
+        lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
+        return np.array([lookup[v] for v in np.asarray(y).tolist()], np.int32)
+
+    def _unseen(self, y, classes=None) -> list:
+        """Labels in `y` (and `classes`) that are no class yet, in order of appearance; never the reject label."""
+        known = set(self.classes_.tolist())
+        new = [v for v in dict.fromkeys([*np.asarray(y).tolist(), *([] if classes is None else list(classes))])
+               if v not in known]
+        self._check_reject_label(new)
+        return new
 
     def predict(self, X) -> np.ndarray:
         return self.decide(self.decision_function(X))[0]
@@ -176,14 +198,8 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- fitting
     def fit(self, X, y):
-        self._validate_params()
-        X, y = self._check_xy(X, y, reset=True)
-        self.gamma_ = median_gamma(X) if self.gamma == "median" else float(self.gamma)
-        self.classes_ = _sorted_classes(y.tolist())
-        self._check_reject_label()
-        self.thresholds_ = np.zeros(len(self.classes_))
-        lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
-        self._rebuild(X, np.array([lookup[v] for v in y.tolist()], np.int32))
+        X, idx = self._begin_fit(X, y)
+        self._rebuild(X, idx)
         self._solve()
         self._enforce_budget(range(len(self.classes_)))
         return self
@@ -230,17 +246,15 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         """
         if not hasattr(self, "_store"):
             self.fit(X, y)
-            extra = [c for c in ([] if classes is None else list(classes)) if c not in set(self.classes_.tolist())]
+            extra = self._unseen([], classes)
             if extra:
                 self._add_classes(extra)
             return self
         X, y = self._check_xy(X, y, reset=False)
-        known = set(self.classes_.tolist())
-        new = [v for v in dict.fromkeys([*y.tolist(), *([] if classes is None else list(classes))]) if v not in known]
+        new = self._unseen(y, classes)
         if new:
             self._add_classes(new)
-        lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
-        idx = np.array([lookup[v] for v in y.tolist()], np.int32)
+        idx = self._indices(y)
         st = self._store
         if self.gamma == "median" and st.n + len(X) <= MEDIAN_GAMMA_WARMUP:
             # γ from one or two examples is noise: re-estimate it (and re-solve,
@@ -269,8 +283,6 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
     def _add_classes(self, names: list) -> None:
         """New one-vs-all problems: β = 0 is feasible; everyone else is a negative."""
         classes, where = _insert_classes(self.classes_, names)
-        if self.reject and any(c == self.reject_label for c in names):
-            raise InputError(f"{self.reject_label!r} is the reject label and cannot be a class")
         K, n, cap = len(classes), self._store.n, len(self._beta)
         beta, g = np.zeros((cap, K)), np.zeros((cap, K))
         g[:n] = 1.0  # g = Kβ − y with β = 0 and y = −1
@@ -397,15 +409,8 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
         self.reject_label = reject_label
 
     def fit(self, X, y):
-        self._validate_params()
-        X, y = self._check_xy(X, y, reset=True)
-        self.gamma_ = median_gamma(X) if self.gamma == "median" else float(self.gamma)
-        self.classes_ = _sorted_classes(y.tolist())
-        self._check_reject_label()
-        self.thresholds_ = np.zeros(len(self.classes_))
+        X, self.label_ = self._begin_fit(X, y)
         self.X_ = X.copy()
-        lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
-        self.label_ = np.array([lookup[v] for v in y.tolist()], np.int32)
         A = kernel(X, X, self.kernel, self.gamma_) + 1.0 + self.lam * np.eye(len(X))
         self.Ainv_ = np.linalg.inv(A)
         self._update_coef()
@@ -427,19 +432,14 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
             X, y = X[:0], y[:0]
         else:
             X, y = self._check_xy(X, y, reset=False)
-        known = set(self.classes_.tolist())
-        new = [v for v in dict.fromkeys([*np.asarray(y).tolist(), *([] if classes is None else list(classes))])
-               if v not in known]
+        new = self._unseen(y, classes)
         if new:
-            if self.reject and any(c == self.reject_label for c in new):
-                raise InputError(f"{self.reject_label!r} is the reject label and cannot be a class")
             classes, where = _insert_classes(self.classes_, new)
             thresholds = np.zeros(len(classes))
             thresholds[where] = self.thresholds_
             self.label_ = where[self.label_].astype(np.int32)
             self.classes_, self.thresholds_ = classes, thresholds
-        lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
-        for x, name in zip(np.asarray(X, np.float32), np.asarray(y).tolist(), strict=True):
+        for x, i in zip(np.asarray(X, np.float32), self._indices(y), strict=True):
             b = kernel(self.X_, x[None], self.kernel, self.gamma_)[:, 0] + 1.0
             c = kernel(x[None], x[None], self.kernel, self.gamma_)[0, 0] + 1.0 + self.lam
             u = self.Ainv_ @ b
@@ -451,7 +451,7 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
             A[n, n] = 1.0 / s
             self.Ainv_ = A
             self.X_ = np.vstack([self.X_, x[None]])
-            self.label_ = np.append(self.label_, np.int32(lookup[name]))
+            self.label_ = np.append(self.label_, i)
         self._update_coef()
         return self
 

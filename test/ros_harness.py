@@ -54,6 +54,7 @@ class Harness(Node):
         super().__init__(name)
         self.msgs: dict[str, list] = defaultdict(list)
         self.diag: dict[str, dict[str, str]] = {}
+        self.diag_stamps: dict[str, float] = {}
         self.pub_image = self.create_publisher(Image, "image", FRAME_QOS)
         self.pub_roi = self.create_publisher(RegionOfInterest, "roi", EVENT_QOS)
         self.pub_feedback = self.create_publisher(String, "teacher/feedback", FEEDBACK_QOS)
@@ -69,6 +70,7 @@ class Harness(Node):
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for st in msg.status:
             self.diag[st.name] = {kv.key: kv.value for kv in st.values}
+            self.diag_stamps[st.name] = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -96,3 +96,23 @@ def test_accepted_mask_follows_thresholds(feats7, hyper, extractor):
     model = GuardModel.from_classifier(extractor, clf)
     s = torch.from_numpy(clf.decision_function(X[:4]))
     assert not model.accepted(s).any()
+
+
+def test_weights_auto_decides_from_the_cache_without_a_network_attempt(tmp_path, monkeypatch, caplog):
+    import logging
+    import urllib.request
+
+    import torch
+
+    from icub_guard.core.features import build_extractor
+
+    def no_network(*a, **k):
+        raise AssertionError("weights auto tried the network")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty cache
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    caplog.set_level(logging.WARNING, logger="icub_guard.core.features")
+    fx, degraded = build_extractor("alexnet", "auto", 0, 64, "cpu")
+    assert fx.spec.weights == "random" and degraded == "random backbone weights"
+    assert "no ImageNet weights" in caplog.text and str(tmp_path) in caplog.text

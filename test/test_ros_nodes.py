@@ -311,6 +311,10 @@ def test_teacher_oracle_and_malicious(ros, tmp_path):
             ros.wait_for(lambda: int(teacher_diag().get("rejected_inputs_total", 0)) >= 13, 10,
                          "hostile messages counted")
             assert teacher_diag().get("callback_errors", "0") == "0"
+            # the teacher times no frames: its timings say so instead of "nan"; the message carries a real stamp
+            assert teacher_diag()["rate_hz"] == teacher_diag()["latency_ms_p50"] == "no data"
+            stamp = next(v for k, v in ros.diag_stamps.items() if "teacher_node" in k)
+            assert abs(stamp - time.time()) < 60
         finally:
             stop(proc)
     ros.msgs["ground_truth"].clear()  # what this test published there, hostile text included

@@ -22,6 +22,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
@@ -102,7 +103,8 @@ class GuardNode(GuardedNode):
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
         self.create_subscription(Image, "image", self.on_image, image_qos)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
-        self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS)
+        self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS,
+                                 event_callbacks=SubscriptionEventCallbacks(message_lost=self.on_feedback_lost))
         self.create_service(Trigger, "teacher/confirm", self.on_confirm)
         self.create_service(Trigger, "~/save_model", self.on_save)
         self.create_service(Trigger, "~/reset_model", self.on_reset)
@@ -186,6 +188,12 @@ class GuardNode(GuardedNode):
             self._bad_input("feedback", exc)
             return
         self._learned(report, "feedback")
+
+    def on_feedback_lost(self, info) -> None:
+        """DDS says feedback never reached us (a peer's queue overflowed): counted, never silent."""
+        self.health.counts["feedback_lost"] += int(info.total_count_change)
+        self.get_logger().warning(f"{info.total_count_change} teacher feedback message(s) lost in transport",
+                                  throttle_duration_sec=1.0)
 
     def _learned(self, report, source: str) -> None:
         self.health.counts["learned"] += 1

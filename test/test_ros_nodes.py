@@ -505,3 +505,20 @@ def test_signals_stop_the_guard_fast_and_clean(ros, frames, tmp_path, sig):
     finally:
         stop(proc)
         ros.destroy_subscription(sub)
+
+
+def test_qos_of_the_image_subscription_is_a_parameter(ros, tmp_path):
+    from rclpy.qos import ReliabilityPolicy
+
+    proc = start_node("guard_node", {**GUARD, "model_path": "", "image_qos_reliability": "reliable",
+                                     "image_qos_depth": 5}, tmp_path / "qos.log", {"__node": "qosguard",
+                                                                                    "__ns": "/qostest"})
+    try:
+        ros.wait_for(lambda: ros.get_subscriptions_info_by_topic("/qostest/image"), 60, "qosguard's subscription")
+        q = ros.get_subscriptions_info_by_topic("/qostest/image")[0].qos_profile
+        assert q.reliability == ReliabilityPolicy.RELIABLE  # (DDS discovery does not carry the depth)
+    finally:
+        stop(proc)
+    bad = start_node("guard_node", {**GUARD, "model_path": "", "image_qos_reliability": "sometimes"},
+                     tmp_path / "badqos.log", {"__node": "badqos"})
+    assert bad.wait(timeout=90) == 2 and "reliability" in (tmp_path / "badqos.log").read_text()

@@ -36,6 +36,7 @@ class SimCameraNode(GuardedNode):
         self.frame_id = p("frame_id", "header.frame_id", read_only=True)
         self.max_frames = p("max_frames", "stop publishing after this many (0 = never)", lo=0,
                                   hi=10**9)
+        self.add_post_set_parameters_callback(self.apply_params)  # ranges are checked on-set by the descriptors
         self.pub_img = self.create_publisher(Image, "image", FRAME_QOS)
         self.pub_roi = self.create_publisher(RegionOfInterest, "roi", EVENT_QOS)
         self.pub_gt = self.create_publisher(String, "ground_truth", EVENT_QOS)
@@ -82,6 +83,13 @@ class SimCameraNode(GuardedNode):
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self.cap.read()
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None, label
+
+    def apply_params(self, params) -> None:
+        for prm in params:
+            if prm.name == "switch_period":
+                self.switch = float(prm.value)
+            elif prm.name == "max_frames":
+                self.max_frames = int(prm.value)
 
     def tick(self) -> None:
         if self.max_frames and self.n >= self.max_frames:

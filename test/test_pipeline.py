@@ -116,3 +116,22 @@ def test_weights_auto_decides_from_the_cache_without_a_network_attempt(tmp_path,
     fx, degraded = build_extractor("alexnet", "auto", 0, 64, "cpu")
     assert fx.spec.weights == "random" and degraded == "random backbone weights"
     assert "no ImageNet weights" in caplog.text and str(tmp_path) in caplog.text
+
+
+def test_guard_model_casts(feats7, hyper, extractor, data7):
+    """`.float()` and `.double()` give working modules (the head used to force float64 on float32 weights)."""
+    import torch
+
+    from icub_guard.core import GuardModel, make_classifier
+
+    X, y = feats7["train"]
+    clf = make_classifier("svm-rbf", C=hyper["C"], gamma=hyper["gamma"]).fit(X, y)
+    x = torch.from_numpy(data7["test"].images[:4]).float()
+    ref = GuardModel.from_classifier(extractor, clf)(x)
+
+    def fresh():  # casts work in place: never on the session's shared extractor
+        return GuardModel.from_classifier(FeatureExtractor(extractor.spec, "cpu"), clf)
+
+    s32, s64 = fresh().float()(x), fresh().double()(x.double())
+    assert s32.dtype == torch.float32 and s64.dtype == torch.float64
+    assert torch.allclose(s32.double(), ref, atol=1e-3) and torch.allclose(s64, ref, atol=1e-4)

@@ -406,6 +406,20 @@ def test_guard_keeps_a_loaded_models_calibrated_thresholds(ros, frames, tmp_path
         ros.destroy_subscription(sub)
 
 
+def decide(ros, pub_img, decisions: list, image, tries: int = 5) -> dict:
+    """Publish a frame (best effort: re-sent if it was dropped) until the guard decides about it."""
+    ros.wait_for(lambda: pub_img.get_subscription_count() > 0, 60, "the guard's image subscription")
+    n = len(decisions)
+    for _ in range(tries):
+        pub_img.publish(rgb_to_image(image, ros.get_clock().now().to_msg(), "camera"))
+        end = time.monotonic() + 6.0
+        while time.monotonic() < end and len(decisions) == n:
+            rclpy.spin_once(ros, timeout_sec=0.05)
+        if len(decisions) > n:
+            return decisions[-1]
+    raise AssertionError(f"no decision after {tries} frames")
+
+
 def test_acknowledged_labels_survive_kill_9(ros, frames, tmp_path):
     """A label counts as acknowledged once /diagnostics shows it; a SIGKILL right then loses none.
 
@@ -435,13 +449,11 @@ def test_acknowledged_labels_survive_kill_9(ros, frames, tmp_path):
             proc = life(i, autosave)
             ros.wait_for(lambda p=proc: kill_diag() or p.poll() is not None, 60, "killguard")
             assert int(kill_diag()["examples"]) == acked  # everything acknowledged before the kill is back
-            ros.wait_for(lambda: sub.get_publisher_count() > 0, 30, "decisions")
+            ros.wait_for(lambda: sub.get_publisher_count() > 0 and pub_fb.get_subscription_count() > 0, 30,
+                         "the guard's decisions and feedback subscription")
             for k, label in ((0, "mug"), (1, "duck"), (0, "mug"), (1, "duck"), (2, "teddy")):
-                n = len(decisions)
-                f = frames[k][len(decisions) % 4]
-                pub_img.publish(rgb_to_image(f.image, ros.get_clock().now().to_msg(), "camera"))
-                ros.wait_for(lambda n=n: len(decisions) > n, 30, "a decision")
-                pub_fb.publish(String(data=json.dumps({"decision_id": decisions[-1]["id"], "label": label})))
+                d = decide(ros, pub_img, decisions, frames[k][len(decisions) % 4].image)
+                pub_fb.publish(String(data=json.dumps({"decision_id": d["id"], "label": label})))
             ros.wait_for(lambda a=acked: int(kill_diag().get("examples", 0)) == a + 5, 20, "5 labels acknowledged")
             proc.send_signal(signal.SIGKILL)  # at once: no flush, no snapshot
             proc.wait(timeout=10)
@@ -489,10 +501,8 @@ def test_signals_stop_the_guard_fast_and_clean(ros, frames, tmp_path, sig):
     try:
         ros.wait_for(lambda: sub.get_publisher_count() > 0 and pub_fb.get_subscription_count() > 0, 60, "stopguard")
         for k, label in ((0, "mug"), (1, "duck"), (0, "mug")):
-            n = len(decisions)
-            pub_img.publish(rgb_to_image(frames[k][n % 4].image, ros.get_clock().now().to_msg(), "camera"))
-            ros.wait_for(lambda n=n: len(decisions) > n, 30, "a decision")
-            pub_fb.publish(String(data=json.dumps({"decision_id": decisions[-1]["id"], "label": label})))
+            d = decide(ros, pub_img, decisions, frames[k][len(decisions) % 4].image)
+            pub_fb.publish(String(data=json.dumps({"decision_id": d["id"], "label": label})))
         ros.wait_for(lambda: ros.diag.get(f"{name}: recognition", {}).get("examples") == "3", 20, "3 labels")
         t0 = time.monotonic()
         proc.send_signal(getattr(signal, sig))

@@ -79,6 +79,7 @@ class GuardNode(GuardedNode):
 
         fx, degraded = build_extractor(backbone, weights, seed, input_size, device)
         self.degraded = [degraded] if degraded else []
+        self.journal_problem: str | None = None
         cfg = RecognizerConfig(backbone=backbone, weights=fx.spec.weights, seed=seed, input_size=input_size,
                                device=device, classifier=classifier, C=C, gamma=gamma if gamma > 0 else "median",
                                max_per_class=budget or None, roi_mode=roi_mode,
@@ -187,7 +188,15 @@ class GuardNode(GuardedNode):
         except InputError as exc:
             self._bad_input("feedback", exc)
             return
+        except OSError as exc:  # the journal could not be written: learned in memory, not acknowledged
+            self._journal_failed(exc)
+            return
         self._learned(report, "feedback")
+
+    def _journal_failed(self, exc: OSError) -> None:
+        self.health.counts["journal_errors"] += 1
+        self.journal_problem = f"label journal not writable: {exc}"
+        self.get_logger().error(f"label journal write failed ({exc}); the label is not acknowledged")
 
     def on_feedback_lost(self, info) -> None:
         """DDS says feedback never reached us (a peer's queue overflowed): counted, never silent."""
@@ -208,6 +217,10 @@ class GuardNode(GuardedNode):
             report = self.session.confirm()
         except InputError as exc:
             resp.success, resp.message = False, str(exc)
+            return resp
+        except OSError as exc:
+            self._journal_failed(exc)
+            resp.success, resp.message = False, f"not stored durably: {exc}"
             return resp
         self._learned(report, "confirm")
         resp.success, resp.message = True, f"learned confirmed label {report.label!r}"
@@ -280,7 +293,7 @@ class GuardNode(GuardedNode):
         return img
 
     def publish_diagnostics(self) -> None:
-        issues = list(self.degraded)
+        issues = [*self.degraded, *([self.journal_problem] if self.journal_problem else [])]
         level = DiagnosticStatus.WARN if issues else DiagnosticStatus.OK
         fx = self.rec.extractor
         self.pub_diag.publish(self.diagnostics("recognition", f"{fx.spec.id}@{fx.device}", level,

@@ -238,10 +238,10 @@ class Recognizer:
                 raise InputError("nothing learned yet: there is no model to save")
             return self._meta(), self.classifier.get_state()
 
-    def save(self, path, key=None, meta: dict | None = None):
-        """Atomically save the learned state (see `persistence`); `meta` adds fields to its metadata."""
-        m, arrays = self.snapshot()
-        return persistence.save(path, {**m, **(meta or {})}, arrays, key)
+    def save(self, path, key=None):
+        """Atomically save the learned state (see `persistence`)."""
+        meta, arrays = self.snapshot()
+        return persistence.save(path, meta, arrays, key)
 
     def load_state(self, path, key=None) -> dict:
         """Replace the learned state with a file's and return its metadata; on any error nothing changes."""

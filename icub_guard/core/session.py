@@ -286,9 +286,10 @@ class TeachingSession:
     def _learn(self, feats: np.ndarray, label: str, source: str = "feedback", journal: bool = True) -> LearnReport:
         report = self.rec.learn(feats, label)
         self.apply_thresholds(new_class=report.label if report.new_class else None)
-        if journal and self.journal is not None:
-            self.journal.append(feats, report.label, source)  # on disk before anyone is told
-        self.counts["learned"] += 1
+        if journal:  # a live label (a replayed one is counted as `replayed`)
+            if self.journal is not None:
+                self.journal.append(feats, report.label, source)  # on disk before anyone is told
+            self.counts["learned"] += 1
         return report
 
     def reset(self) -> None:

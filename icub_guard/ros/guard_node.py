@@ -164,10 +164,8 @@ class GuardNode(GuardedNode):
             return
         latency = 1e3 * (time.perf_counter() - t0)
         self.health.frame(latency)
-        self.health.counts["rejected" if not d.accepted else "accepted"] += 1
         stamp = {"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}
         if step.query is not None:
-            self.health.counts["queries"] += 1
             self.pub_query.publish(json_msg(self.session.query_payload(step, stamp=stamp)))
             self.pub_query_img.publish(rgb_to_image(crop, msg.header.stamp, msg.header.frame_id))
         self.pub_decision.publish(json_msg(self.session.decision_payload(
@@ -182,7 +180,6 @@ class GuardNode(GuardedNode):
         try:
             report = self.session.feedback(msg.data)
         except LearningDisabled as exc:
-            self.health.counts["feedback_ignored_learning_off"] += 1
             self.get_logger().info(str(exc))
             return
         except InputError as exc:
@@ -205,7 +202,6 @@ class GuardNode(GuardedNode):
                                   throttle_duration_sec=1.0)
 
     def _learned(self, report, source: str) -> None:
-        self.health.counts["learned"] += 1
         self.get_logger().info(f"learned {report.label!r} from {source} "
                                f"({'new class' if report.new_class else 'known'}; {report.n_classes} classes, "
                                f"{1e3 * report.seconds:.1f} ms)")
@@ -302,6 +298,7 @@ class GuardNode(GuardedNode):
              "examples": self.rec.n_examples, "learning": self.session.config.learning_enabled,
              "model_path": self.model_path or "-",
              "saves": self.saver.saves + self.health.counts["saves"],
+             **self.session.counts,  # the protocol's own counts: queries, accepted/rejected, learned, …
              "last_error": self.last_error}))
 
 

@@ -4,6 +4,7 @@
   icub-guard teach      be the teacher: answer the guard's questions at this terminal
   icub-guard train      fit a classifier on a dataset and save the model file
   icub-guard evaluate   the paper's security evaluation: accuracy vs d_max, plots, report
+  icub-guard evaluate-teaching   teaching under lying teachers, with and without label screening
 """
 
 from __future__ import annotations
@@ -188,6 +189,34 @@ def cmd_evaluate(args) -> int:
     return 0 if all(c["passed"] for c in result.sanity) or not args.strict else 1
 
 
+def cmd_evaluate_teaching(args) -> int:
+    from .evaluation import TeachingEvalConfig, run_teaching_evaluation, write_teaching_report
+    from .evaluation.report import teaching_markdown
+    from .evaluation.teaching import scenarios
+
+    weights = args.weights
+    if weights == "auto":
+        weights = make_extractor(args).spec.weights
+    cfg = TeachingEvalConfig(variant=args.dataset.removeprefix("simworld"), rounds=args.rounds,
+                             frames_per_object=args.frames_per_object, test_per_class=args.test_per_class,
+                             seeds=tuple(args.seeds), flips=tuple(args.flips), backbone=args.backbone,
+                             weights=weights, input_size=args.input_size, device=args.device)
+    n_runs = len(cfg.seeds) * 2 * len(scenarios(cfg.flips))
+    bar = tqdm(total=n_runs, desc="evaluate-teaching", unit="run", disable=args.quiet)
+
+    def progress(msg):
+        bar.set_postfix_str(msg)
+        bar.update(1)
+
+    result = run_teaching_evaluation(cfg, progress)
+    bar.close()
+    files = write_teaching_report(result, args.out)
+    print()
+    print(teaching_markdown(result))
+    print(f"wrote {args.out}/: {', '.join(files.values())} in {result.timing['total_s']:.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icub-guard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -249,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--strict", action="store_true", help="exit 1 if a sanity check fails")
     ev.add_argument("--out", default="runs/evaluate")
     ev.set_defaults(func=cmd_evaluate)
+
+    et = sub.add_parser("evaluate-teaching", help="teaching under a lying teacher, with and without label screening")
+    add_backbone_args(et)
+    et.set_defaults(func=cmd_evaluate_teaching)
+    et.add_argument("--dataset", default="simworld7", choices=["simworld7", "simworld28"])
+    et.add_argument("--rounds", type=int, default=5, help="times every object is shown")
+    et.add_argument("--frames-per-object", type=int, default=8)
+    et.add_argument("--test-per-class", type=int, default=20, help="held-out crops per class")
+    et.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    et.add_argument("--flips", type=float, nargs="+", default=[0.0, 0.1, 0.3, 0.5],
+                    help="flip fractions of the random liar (0: an honest teacher)")
+    et.add_argument("--out", default="runs/evaluate-teaching")
     return parser
 
 

@@ -62,7 +62,7 @@ def test_first_frame_is_asked_and_the_answer_teaches_a_class(extractor, feats):
     assert (step.decision.label, step.decision.reason) == ("unknown", "no_classes")
     assert step.query is not None and step.query.query_id == step.decision_id and step.query.reason == "no_classes"
     report = s.feedback(json.dumps({"query_id": step.query.query_id, "label": "mug"}))
-    assert report.new_class and s.rec.classes == ["mug"]
+    assert report.action == "learned" and report.report.new_class and s.rec.classes == ["mug"]
     with pytest.raises(InputError, match="unknown or expired"):  # an answered query is closed
         s.feedback(json.dumps({"query_id": step.query.query_id, "label": "mug"}))
 

@@ -59,6 +59,12 @@ def test_nodes_declare_exactly_their_config_files_parameters(node, module):
     declared = {n.args[0].value for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Call)
                 and isinstance(n.func, ast.Name) and n.func.id == "p" and n.args
                 and isinstance(n.args[0], ast.Constant)}
+    if "for param, name in SCREENING_PARAMS.items()" in src:  # declared in a loop over the screening's fields
+        from dataclasses import fields
+
+        from icub_guard.core.screening import ScreeningConfig
+
+        declared |= {ScreeningConfig.parameter(f.name) for f in fields(ScreeningConfig)}
     assert declared == set(node_defaults(node))
 
 

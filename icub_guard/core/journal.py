@@ -7,7 +7,8 @@ told it was learned. A snapshot records the journal sequence number it contains
 journal's later records are replayed, in order, through the same `learn`.
 
 Record: 4-byte little-endian payload length, 4-byte CRC-32 of the payload, the
-payload: a JSON header line (seq, label, source, teacher, time, dim) and the
+payload: a JSON header line (seq, label, source, teacher, time, dim, and the
+decision id, or for a forget record the example ids it removed) and the
 features as float32 bytes. A torn last record (a crash mid-append: short, or a
 checksum mismatch) is detected, logged and cut off, never a failed start.
 After a snapshot, `compact` rewrites the journal without what the snapshot holds
@@ -46,13 +47,19 @@ class Entry:
     source: str = "feedback"
     teacher: str = "default"
     time: float = 0.0
+    decision: int | None = None  # the decision the label was given for
+    ids: list[int] | None = None  # a "forget" record: the example ids removed
 
 
 def _encode(e: Entry) -> bytes:
     feats = np.ascontiguousarray(e.features, dtype=np.float32).reshape(1, -1)
-    head = json.dumps({"seq": e.seq, "label": e.label, "source": e.source, "teacher": e.teacher, "time": e.time,
-                       "dim": feats.shape[1]}, separators=(",", ":")).encode()
-    payload = head + b"\n" + feats.tobytes()
+    head = {"seq": e.seq, "label": e.label, "source": e.source, "teacher": e.teacher, "time": e.time,
+            "dim": feats.shape[1]}
+    if e.decision is not None:
+        head["decision"] = e.decision
+    if e.ids is not None:
+        head["ids"] = e.ids
+    payload = json.dumps(head, separators=(",", ":")).encode() + b"\n" + feats.tobytes()
     return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -62,8 +69,11 @@ def _decode(payload: bytes) -> Entry:
     feats = np.frombuffer(body, dtype=np.float32)
     if feats.size != h["dim"]:
         raise ValueError("feature length does not match the header")
+    ids = h.get("ids")
     return Entry(int(h["seq"]), str(h["label"]), feats.reshape(1, -1).copy(), str(h["source"]), str(h["teacher"]),
-                 float(h["time"]))
+                 float(h["time"]), None if h.get("decision") is None else int(h["decision"]),
+                 None if ids is None else [int(i) for i in ids])
+
 
 
 class LabelJournal:
@@ -124,12 +134,17 @@ class LabelJournal:
             return entries
 
     # -------------------------------------------------------------- writing
-    def append(self, features: np.ndarray, label: str, source: str = "feedback", teacher: str = "default") -> int:
-        """Write one label and fsync it; returns its sequence number. Only then may it be acknowledged."""
+    def append(self, features: np.ndarray, label: str, source: str = "feedback", teacher: str = "default",
+               decision: int | None = None, ids: list[int] | None = None) -> int:
+        """Write one record and fsync it; returns its sequence number. Only then may it be acknowledged.
+
+        A label record holds its features; a `forget` record (source "forget")
+        holds no features and the example ids it removed.
+        """
         with self._lock:
             if self._f is None:
                 raise RuntimeError("journal is not open")
-            e = Entry(self.last_seq + 1, label, features, source, teacher, time.time())
+            e = Entry(self.last_seq + 1, label, features, source, teacher, time.time(), decision, ids)
             self._f.write(_encode(e))
             self._f.flush()
             os.fdatasync(self._f.fileno())

@@ -82,6 +82,7 @@ class LearnReport:
     n_examples: int
     n_classes: int
     seconds: float
+    ids: list[int] = field(default_factory=list)  # the new examples' ids (see `Recognizer.example_ids`)
 
 
 class Recognizer:
@@ -171,12 +172,44 @@ class Recognizer:
         with self._lock:
             new = name not in self.classes
             clf = self.classifier or self._new_classifier()
+            before = set(self.example_ids().tolist())
             clf.partial_fit(X, [name] * len(X))
             self.classifier, self._model = clf, None
-            report = LearnReport(name, new, self.n_examples, len(self.classes), time.perf_counter() - t0)
+            ids = [i for i in clf.example_ids_.tolist() if i not in before]
+            report = LearnReport(name, new, self.n_examples, len(self.classes), time.perf_counter() - t0, ids)
         log.debug("learned %r (%s): %d examples, %d classes, %.1f ms", name, "new class" if new else "known class",
                  report.n_examples, report.n_classes, 1e3 * report.seconds)
         return report
+
+    def example_ids(self) -> np.ndarray:
+        """The ids of the examples the classifier holds (an empty array before the first label)."""
+        with self._lock:
+            return np.zeros(0, np.int64) if self.classifier is None else self.classifier.example_ids_
+
+    def examples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of the stored examples: features, class indices (into `classes`) and ids."""
+        with self._lock:
+            if self.classifier is None:
+                return np.zeros((0, self.extractor.dim), np.float32), np.zeros(0, np.int32), np.zeros(0, np.int64)
+            X, y = self.classifier.examples_
+            return X.copy(), y.copy(), self.classifier.example_ids_
+
+    def forget(self, ids) -> list[int]:
+        """Remove these examples and re-solve (see `OneVsAllSVC.forget`); returns the ids removed.
+
+        Removing every example resets the recognizer (it knows nothing again).
+        """
+        ids = [int(i) for i in ids]
+        with self._lock:
+            if self.classifier is None or not ids:
+                return []
+            held = self.classifier.example_ids_
+            if np.isin(held, ids).all():
+                self.reset()
+                return held.tolist()
+            removed = self.classifier.forget(ids)
+            self._model = None
+            return removed.tolist()
 
     def fit(self, crops_or_features, labels, hyperparameters: str | dict = "config") -> dict:
         """Batch training; `hyperparameters="auto"` picks C and γ by 3-fold CV."""
@@ -245,7 +278,10 @@ class Recognizer:
 
     def load_state(self, path, key=None) -> dict:
         """Replace the learned state with a file's and return its metadata; on any error nothing changes."""
-        saved = persistence.load(path, key)
+        return self.apply_saved(persistence.load(path, key), path)
+
+    def apply_saved(self, saved: persistence.SavedModel, path="model") -> dict:
+        """Take the learned state of a loaded model file (`persistence.load`); returns its metadata."""
         meta = saved.meta
         if meta.get("backbone_sha256") != self.extractor.weights_sha256:
             raise ModelFileError(

@@ -27,6 +27,7 @@ and the ROS demo's watcher all call this module and only convert messages.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -38,12 +39,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import jsonio
-from .errors import InputError
-from .validation import UNKNOWN, check_label
+from .errors import InputError, ModelFileError
+from .screening import LabelScreen, ScreeningConfig, Verdict
+from .validation import DEFAULT_TEACHER, UNKNOWN, check_label, check_teacher
 
 if TYPE_CHECKING:
-    from .journal import LabelJournal
+    from .journal import Entry, LabelJournal
     from .recognizer import Decision, LearnReport, Recognizer
+
+log = logging.getLogger(__name__)
 
 DECISION_SCHEMA = "icub_guard/decision@1"
 QUERY_SCHEMA = "icub_guard/query@1"
@@ -104,7 +108,11 @@ def parse_class_thresholds(text: str) -> dict[str, float]:
 @dataclass
 class Query:
     query_id: int
-    reason: str  # rejected | no_classes | one_class | low_margin
+    reason: str  # rejected | no_classes | one_class | low_margin | confirm
+    decision_id: int | None = None
+    label: str | None = None  # confirm: the label held in quarantine
+    teacher: str | None = None  # confirm: who gave it
+    ask: str | None = None  # confirm: who should answer (another teacher when there is one; None: anyone)
 
 
 @dataclass
@@ -122,10 +130,57 @@ class Feedback:
     label: str
     query_id: int | None = None
     decision_id: int | None = None
+    teacher: str = DEFAULT_TEACHER
+
+
+@dataclass
+class Open:
+    """An open question: the frame's features; for a `confirm` question, the answers so far and the verdict."""
+
+    features: np.ndarray
+    decision_id: int
+    answers: list[tuple[str, str]] = field(default_factory=list)  # (label, teacher), first the label held
+    verdict: Verdict | None = None
+
+    @property
+    def teacher(self) -> str | None:
+        return self.answers[0][1] if self.answers else None
+
+
+@dataclass
+class Provenance:
+    """Who taught an example, when, for which decision, and how (feedback | confirm | confirmed)."""
+
+    teacher: str
+    time: float
+    decision: int | None
+    source: str
+
+
+@dataclass
+class Outcome:
+    """What became of one label: learned, quarantined (with the `confirm` question to ask) or refused."""
+
+    action: str  # learned | quarantined | refused
+    label: str
+    teacher: str
+    verdict: Verdict
+    report: LearnReport | None = None
+    query: Query | None = None
+    decision_id: int | None = None
+    resolved: str | None = None  # an answer to a confirm question: confirmed | contradicted | no_agreement
+
+    def describe(self) -> str:
+        ev = ", ".join(f"{k} {v:.2f}" for k, v in self.verdict.evidence.items() if v is not None)
+        held = f" (held label {self.query.label!r} asked back as query {self.query.query_id})" if self.query else ""
+        return (f"label {self.label!r} from teacher {self.teacher!r} {self.action}"
+                f"{' after ' + self.resolved if self.resolved else ''}: suspicion {self.verdict.suspicion:.2f}, "
+                f"{self.verdict.reason} ({ev}){held}")
 
 
 def parse_feedback(text: str) -> Feedback:
-    """A teacher's message: a plain label, or JSON with `label` and `query_id` or `decision_id`."""
+    """A teacher's message: a plain label (teacher "default"), or JSON with `label`, `query_id` or
+    `decision_id`, and optionally `teacher` (who answers: a short printable name)."""
     if not isinstance(text, str):
         raise InputError(f"feedback must be text, got {type(text).__name__}")
     text = text.strip()
@@ -137,24 +192,29 @@ def parse_feedback(text: str) -> Feedback:
     did = jsonio.get(body, "decision_id", int, required=False)
     if (qid is None) == (did is None):
         raise InputError('feedback JSON needs exactly one of "query_id" and "decision_id"')
-    return Feedback(label, qid, did)
+    teacher = body.get("teacher", DEFAULT_TEACHER)
+    return Feedback(label, qid, did, check_teacher(teacher))
 
 
 class TeachingSession:
     """The protocol around one recognizer; thread-safe (a node's callbacks may overlap)."""
 
     def __init__(self, recognizer: Recognizer, config: SessionConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic, journal: LabelJournal | None = None):
+                 clock: Callable[[], float] = time.monotonic, journal: LabelJournal | None = None,
+                 screening: ScreeningConfig | None = None):
         self.rec = recognizer
         self.config = config or SessionConfig.defaults()
         self.clock = clock
         self.journal = journal
+        self.screen = LabelScreen(screening or ScreeningConfig.defaults())
         self.next_id = 1
-        self.pending: OrderedDict[int, np.ndarray] = OrderedDict()  # query id → features
+        self.pending: OrderedDict[int, Open] = OrderedDict()  # query id → what was asked about
         self.recent: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()  # decision id → (features, label)
+        self.provenance: dict[int, Provenance] = {}  # example id → who taught it
         self.latest_query: int | None = None
         self.last_query_time = -math.inf
         self.counts: Counter[str] = Counter()
+        self._audit_rng = np.random.default_rng(0)  # which labels a random audit asks back (seeded: reproducible)
         self._lock = threading.RLock()
         self.apply_thresholds()
 
@@ -165,6 +225,12 @@ class TeachingSession:
             current = {f.name: getattr(self.config, f.name) for f in fields(SessionConfig)}
             self.config = SessionConfig(**{**current, **changes})
             self.apply_thresholds(reset_all="threshold" in changes)
+
+    def configure_screening(self, **changes) -> None:
+        """Change the screening's settings at runtime (validated as a whole first)."""
+        with self._lock:
+            current = {f.name: getattr(self.screen.config, f.name) for f in fields(ScreeningConfig)}
+            self.screen.config = ScreeningConfig(**{**current, **changes})
 
     def apply_thresholds(self, reset_all: bool = False, new_class: str | None = None) -> None:
         """The model's thresholds (calibrated ones survive a reload) with the settings on top.
@@ -217,9 +283,9 @@ class TeachingSession:
             if reason is not None and cfg.query_rate_limit > 0 and \
                     now - self.last_query_time >= 1.0 / cfg.query_rate_limit:
                 self.last_query_time = now
-                self._remember(self.pending, did, feats)
+                self._remember(self.pending, did, Open(feats, did))
                 self.latest_query = did
-                step.query = Query(did, reason)
+                step.query = Query(did, reason, did)
                 self.counts["queries"] += 1
             self.counts["rejected" if not d.accepted else "accepted"] += 1
         return step
@@ -239,16 +305,32 @@ class TeachingSession:
             "reason": d.reason, "scores": d.scores, "margin": d.margin, "thresholds": self.thresholds(),
             "query_id": step.query.query_id if step.query else None, **extra})
 
-    def query_payload(self, step: Step, **extra) -> dict[str, Any]:
-        """The JSON body of a question to the teacher (schema icub_guard/query@1)."""
-        assert step.query is not None
-        return jsonio.strict({
-            "schema": QUERY_SCHEMA, "query_id": step.query.query_id, "decision_id": step.decision_id,
-            "reason": step.query.reason, "top": step.decision.top(3), "known_classes": self.rec.classes, **extra})
+    def query_payload(self, item: Step | Query, **extra) -> dict[str, Any]:
+        """The JSON body of a question to the teacher (schema icub_guard/query@1).
+
+        For a frame's question pass its `Step`; for a `confirm` question (a label
+        held in quarantine) its `Query`: the payload then names the label held,
+        who gave it and whom the robot asks (`ask`, null: anyone).
+        """
+        if isinstance(item, Step):
+            assert item.query is not None
+            q, top = item.query, item.decision.top(3)
+        else:
+            q = item
+            top = []
+            held = self.pending.get(q.query_id)
+            if held is not None and self.rec.classifier is not None:
+                top = self.rec.classify_features(held.features)[0].top(3)
+        body = {"schema": QUERY_SCHEMA, "query_id": q.query_id, "decision_id": q.decision_id,
+                "reason": q.reason, "top": top, "known_classes": self.rec.classes}
+        if q.reason == "confirm":
+            body.update(label=q.label, teacher=q.teacher, ask=q.ask)
+        return jsonio.strict({**body, **extra})
 
     # ------------------------------------------------------------ feedback
-    def feedback(self, message: str | Feedback) -> LearnReport:
-        """Apply a teacher's answer; `InputError` (nothing changes) if it is malformed or refers to nothing."""
+    def feedback(self, message: str | Feedback) -> Outcome:
+        """Screen and apply a teacher's answer; `InputError` (nothing changes) if it is malformed or refers to
+        nothing. The `Outcome` says whether it was learned, quarantined (with a question) or refused."""
         fb = parse_feedback(message) if isinstance(message, str) else message
         with self._lock:
             if fb.query_id is not None:
@@ -265,15 +347,16 @@ class TeachingSession:
                 self.counts["feedback_ignored_learning_off"] += 1
                 raise LearningDisabled(f"learning is off: feedback {fb.label!r} ignored")
             if store is self.pending:
-                feats = store.pop(key)
+                item = store.pop(key)
                 if key == self.latest_query:
                     self.latest_query = None
-            else:
-                feats = store[key][0]
-            return self._learn(feats, fb.label)
+                if item.answers:
+                    return self._answer_confirm(key, item, fb)
+                return self._screen(item.features, fb.label, fb.teacher, item.decision_id, "feedback")
+            return self._screen(store[key][0], fb.label, fb.teacher, key, "feedback")
 
-    def confirm(self) -> LearnReport:
-        """The teacher says the last decision was right: learn it."""
+    def confirm(self, teacher: str = DEFAULT_TEACHER) -> Outcome:
+        """The teacher says the last decision was right: learn it (screened like any label)."""
         with self._lock:
             last = next(reversed(self.recent), None)
             if last is None or self.recent[last][1] == UNKNOWN:
@@ -281,81 +364,289 @@ class TeachingSession:
             if not self.config.learning_enabled:
                 raise LearningDisabled("learning is disabled")
             feats, label = self.recent[last]
-            return self._learn(feats, label)
+            return self._screen(feats, label, check_teacher(teacher), last, "confirm")
 
-    def _learn(self, feats: np.ndarray, label: str, source: str = "feedback", journal: bool = True) -> LearnReport:
+    def _evidence(self, feats: np.ndarray, label: str) -> dict[str, float | None]:
+        X, y, _ = self.rec.examples()
+        classes = self.rec.classes
+        scores: dict[str, float] = {}
+        if len(classes) >= 2:
+            scores = self.rec.classify_features(feats)[0].scores
+        return self.screen.evidence((X, y), classes, feats, label, scores, self.thresholds())
+
+    def _share_exceeded(self, teacher: str, label: str) -> bool:
+        """Containment: would this label make `teacher` hold more than its share of the class?"""
+        cfg = self.screen.config
+        _, y, ids = self.rec.examples()
+        taught = {p.teacher for i, p in self.provenance.items()}
+        if len(taught | {teacher}) < 2 or label not in self.rec.classes:
+            return False
+        mine = np.array([self.provenance.get(int(i), _ANON).teacher == teacher for i in ids], bool)
+        in_class = y == self.rec.classes.index(label)
+        n = int(in_class.sum()) + 1
+        return n >= cfg.share_min_examples and (int((mine & in_class).sum()) + 1) / n > cfg.max_teacher_share
+
+    def _screen(self, feats: np.ndarray, label: str, teacher: str, decision_id: int | None,
+                source: str) -> Outcome:
+        label = check_label(label)
+        ev = self._evidence(feats, label)
+        audit = self.screen.config.audit_rate > 0 and self._audit_rng.random() < self.screen.config.audit_rate
+        verdict = self.screen.assess(teacher, ev, self._share_exceeded(teacher, label), audit)
+        record = self.screen.teacher(teacher)
+        if verdict.action == "learn":
+            report = self._learn(feats, label, source, teacher, decision_id)
+            record.counts["learned"] += 1
+            out = Outcome("learned", label, teacher, verdict, report, decision_id=decision_id)
+        elif verdict.action == "quarantine":
+            out = self._ask_back(Open(feats, decision_id or 0, [(label, teacher)], verdict))
+            record.counts["quarantined"] += 1
+            self.counts["quarantined"] += 1
+        else:
+            self.counts["refused"] += 1
+            record.counts["refused"] += 1
+            out = Outcome("refused", label, teacher, verdict, decision_id=decision_id)
+        log.debug("%s", out.describe())
+        return out
+
+    def _ask_back(self, item: Open) -> Outcome:
+        """Hold a label (not learned) and ask a `confirm` question about it."""
+        label, teacher = item.answers[-1]
+        answered = {t for _, t in item.answers}
+        qid = self._new_id()
+        query = Query(qid, "confirm", item.decision_id, item.answers[0][0], item.answers[0][1],
+                      self._someone_else(answered))
+        self._remember(self.pending, qid, item)
+        self.latest_query = qid
+        self.counts["queries"] += 1
+        assert item.verdict is not None
+        return Outcome("quarantined", label, teacher, item.verdict, query=query, decision_id=item.decision_id)
+
+    def _someone_else(self, answered: set[str]) -> str | None:
+        """The most trusted teacher that has taught something and has not answered yet, or None (anyone)."""
+        others = [(rec.trust, name) for name, rec in self.screen.teachers.items()
+                  if name not in answered and rec.counts["learned"] > 0]
+        return max(others)[1] if others else None
+
+    def _answer_confirm(self, qid: int, item: Open, fb: Feedback) -> Outcome:
+        """An answer to a confirm question: two agreeing answers teach that label; else ask again, or refuse."""
+        assert item.verdict is not None
+        answers = [*item.answers, (fb.label, fb.teacher)]
+        votes = Counter(label for label, _ in answers)
+        agreed = next((label for label, n in votes.most_common(1) if n >= 2), None)
+        if agreed is not None:
+            self.screen.settle(answers, agreed)
+            teacher = next(t for label, t in answers if label == agreed)  # the first to give it taught it
+            report = self._learn(item.features, agreed, "confirmed", teacher, item.decision_id)
+            self.screen.teacher(teacher).counts["learned"] += 1
+            self.counts["confirmed"] += 1
+            out = Outcome("learned", agreed, teacher, item.verdict, report, decision_id=item.decision_id,
+                          resolved="confirmed")
+        elif len(answers) < self.screen.config.max_answers:
+            out = self._ask_back(Open(item.features, item.decision_id, answers, item.verdict))
+            out.resolved = "contradicted"
+            self.counts["contradicted"] += 1
+        else:
+            self.screen.settle(answers, None)
+            self.counts["refused"] += 1
+            for _, t in answers:
+                self.screen.teacher(t).counts["refused"] += 1
+            out = Outcome("refused", fb.label, fb.teacher, item.verdict, decision_id=item.decision_id,
+                          resolved="no_agreement")
+        log.debug("%s", out.describe())
+        return out
+
+    def _learn(self, feats: np.ndarray, label: str, source: str = "feedback", teacher: str = DEFAULT_TEACHER,
+               decision_id: int | None = None, journal: bool = True, when: float | None = None) -> LearnReport:
         report = self.rec.learn(feats, label)
         self.apply_thresholds(new_class=report.label if report.new_class else None)
+        when = time.time() if when is None else when
+        for i in report.ids:
+            self.provenance[i] = Provenance(teacher, when, decision_id, source)
+        if len(self.provenance) > 2 * self.rec.n_examples + 64:  # examples the budget dropped
+            held = set(self.rec.example_ids().tolist())
+            self.provenance = {i: p for i, p in self.provenance.items() if i in held}
         if journal:  # a live label (a replayed one is counted as `replayed`)
-            if self.journal is not None:
-                self.journal.append(feats, report.label, source)  # on disk before anyone is told
+            if self.journal is not None:  # on disk before anyone is told
+                self.journal.append(feats, report.label, source, teacher, decision_id)
             self.counts["learned"] += 1
         return report
 
+    # -------------------------------------------------------------- undo
+    def teachers(self) -> dict[str, dict[str, Any]]:
+        """Per teacher: trust, its examples held now, and its counts (learned, quarantined, refused, …)."""
+        with self._lock:
+            held = Counter(self.provenance[int(i)].teacher for i in self.rec.example_ids()
+                           if int(i) in self.provenance)
+            return {name: {"trust": rec.trust, "examples": held[name], **rec.counts}
+                    for name, rec in sorted(self.screen.teachers.items())}
+
+    def forget_teacher(self, teacher: str) -> list[int]:
+        """Remove every example `teacher` taught, re-solve, and distrust it; returns the example ids removed.
+
+        The classifier then equals a refit without those examples (same γ, within
+        the solver's tolerance). Labels it has in quarantine are dropped. An
+        unknown teacher is an `InputError` and changes nothing.
+        """
+        name = check_teacher(teacher)
+        with self._lock:
+            if name not in self.screen.teachers and all(p.teacher != name for p in self.provenance.values()):
+                known = sorted(set(self.screen.teachers) | {p.teacher for p in self.provenance.values()})
+                raise InputError(f"unknown teacher {name!r}; known: {', '.join(known) or 'none'}")
+            ids = [i for i, p in self.provenance.items() if p.teacher == name]
+            removed = self._forget(ids, name)
+            for qid in [q for q, o in self.pending.items() if o.teacher == name]:
+                del self.pending[qid]
+            self.screen.distrust(name)
+            self.screen.teacher(name).counts["forgotten"] += len(removed)
+            log.info("forgot teacher %r: %d examples removed", name, len(removed))
+            return removed
+
+    def forget_decision(self, decision_id: int) -> list[int]:
+        """Remove the example(s) learned from one decision's label (e.g. a label found to be wrong)."""
+        if isinstance(decision_id, bool) or not isinstance(decision_id, int):
+            raise InputError(f"decision id must be a whole number, got {decision_id!r}")
+        with self._lock:
+            ids = [i for i, p in self.provenance.items() if p.decision == decision_id]
+            if not ids:
+                raise InputError(f"no learned example comes from decision {decision_id}")
+            teacher = self.provenance[ids[0]].teacher
+            return self._forget(ids, teacher)
+
+    def _forget(self, ids: list[int], teacher: str, journal: bool = True) -> list[int]:
+        removed = self.rec.forget(ids) if ids else []
+        for i in removed:
+            self.provenance.pop(i, None)
+        self.apply_thresholds()
+        if removed and journal:
+            if self.journal is not None:
+                self.journal.append(np.zeros((1, 0), np.float32), "", "forget", teacher, ids=removed)
+            self.counts["forgotten"] += len(removed)
+        return removed
+
     def reset(self) -> None:
-        """Forget everything learned and every open question (and the journal's records)."""
+        """Forget everything learned, every open question and every teacher (and the journal's records)."""
         with self._lock:
             self.rec.reset()
             self.pending.clear()
             self.recent.clear()
+            self.provenance.clear()
+            self.screen.teachers.clear()
             self.latest_query = None
             if self.journal is not None:
                 self.journal.reset()
 
     # ---------------------------------------------------------- durability
     def snapshot(self, path, key=None) -> int:
-        """Write the model file with the journal position it holds, then compact the journal; returns it."""
+        """Write the model file with the journal position it holds, then compact the journal; returns it.
+
+        The file also holds who taught each example (`provenance_*` arrays), the
+        teachers' trust records and the next decision id.
+        """
         with self._lock:  # state and position taken together: no label between them
             meta, arrays = self.rec.snapshot()
             seq = self.journal.last_seq if self.journal is not None else 0
+            ids = sorted(i for i in self.rec.example_ids().tolist() if i in self.provenance)
+            prov = [self.provenance[i] for i in ids]
+            arrays = {**arrays, "provenance_id": np.array(ids, np.int64),
+                      "provenance_teacher": np.array([p.teacher for p in prov], dtype=str),
+                      "provenance_source": np.array([p.source for p in prov], dtype=str),
+                      "provenance_time": np.array([p.time for p in prov], np.float64),
+                      "provenance_decision": np.array([-1 if p.decision is None else p.decision for p in prov],
+                                                      np.int64)}
+            meta = {**meta, "journal_seq": seq, "next_decision_id": self.next_id, "teachers": self.screen.state()}
         from .persistence import save
 
-        save(path, {**meta, "journal_seq": seq}, arrays, key)
+        save(path, meta, arrays, key)
         if self.journal is not None:
             self.journal.compact(seq)
         return seq
 
     def restore(self, path, key=None) -> int:
-        """Start-up: load the model file (if any), then replay the journal's later labels; returns how many.
+        """Start-up: load the model file (if any), then replay the journal's later records; returns how many.
 
         A model file that cannot be read raises `ModelFileError` (the caller refuses
         to start and never overwrites it); a torn last journal record is dropped.
+        Examples of a file written before teachers were recorded belong to "default".
         """
         from pathlib import Path
 
         from .journal import remove_stale_temp_files
+        from .persistence import load
 
         remove_stale_temp_files(path)
         with self._lock:
             seq = 0
             if Path(path).exists():
-                seq = int(self.rec.load_state(path, key).get("journal_seq", 0))
+                saved = load(path, key)
+                meta = self.rec.apply_saved(saved, path)
+                seq = int(meta.get("journal_seq", 0))
+                self._restore_provenance(saved.arrays, meta, path)
             entries = self.journal.open() if self.journal is not None else []
             tail = [e for e in entries if e.seq > seq]
             for e in tail:
-                self._learn(e.features, e.label, e.source, journal=False)
+                self._replay(e)
             self.counts["replayed"] += len(tail)
             self.apply_thresholds()
             return len(tail)
 
+    def _restore_provenance(self, arrays: dict[str, np.ndarray], meta: dict, path) -> None:
+        try:
+            self.provenance = {int(i): Provenance(str(t), float(w), None if d < 0 else int(d), str(s))
+                               for i, t, s, w, d in zip(arrays.get("provenance_id", []),
+                                                        arrays.get("provenance_teacher", []),
+                                                        arrays.get("provenance_source", []),
+                                                        arrays.get("provenance_time", []),
+                                                        arrays.get("provenance_decision", []), strict=True)}
+            self.screen.load_state(meta.get("teachers", {}))
+            self.next_id = max(self.next_id, int(meta.get("next_decision_id", 1)))
+        except (ValueError, TypeError, InputError) as exc:
+            raise ModelFileError(f"model file {path} has unreadable teacher records: {exc}") from exc
+        for i in self.rec.example_ids().tolist():
+            self.provenance.setdefault(i, Provenance(DEFAULT_TEACHER, 0.0, None, "feedback"))
+
+    def _replay(self, e: Entry) -> None:
+        if e.source == "forget":
+            self._forget(e.ids or [], e.teacher, journal=False)
+            return
+        self._learn(e.features, e.label, e.source, e.teacher, e.decision, journal=False, when=e.time)
+        if e.decision is not None:
+            self.next_id = max(self.next_id, e.decision + 1)
+
+
+_ANON = Provenance(DEFAULT_TEACHER, 0.0, None, "feedback")
+
 
 # --------------------------------------------------------------- teachers
 class OracleTeacher:
-    """Answers every question with the truth, and corrects accepted wrong labels (`correct_mistakes`)."""
+    """Answers every question with the truth, and corrects accepted wrong labels (`correct_mistakes`).
 
-    def __init__(self, correct_mistakes: bool = True):
+    `name` is the `teacher` its feedback carries (who taught what: screening,
+    containment and `forget_teacher` go by it).
+    """
+
+    def __init__(self, correct_mistakes: bool = True, name: str = DEFAULT_TEACHER):
         self.correct_mistakes = correct_mistakes
+        self.name = check_teacher(name)
         self.counts: Counter[str] = Counter()
+        self.labels: set[str] = set()
 
-    def label(self, truth: str) -> str:
+    def observe_label(self, truth: str) -> None:
+        """The teacher sees which objects exist (a liar picks its lies among them)."""
+        self.labels.add(truth)
+
+    def label(self, truth: str, top: list[tuple[str, float]] | None = None) -> str:
         return truth
 
-    def answer(self, truth: str | None) -> str | None:
-        """The answer to a question about a frame whose true label is `truth` (None: not known, no answer)."""
+    def answer(self, truth: str | None, top: list[tuple[str, float]] | None = None) -> str | None:
+        """The answer to a question about a frame whose true label is `truth` (None: not known, no answer).
+
+        `top` is the question's top guesses, best first (what a strategic liar reads).
+        """
         if truth is None:
             return None
+        self.labels.add(truth)
         self.counts["answers"] += 1
-        return self.label(truth)
+        return self._count(truth, self.label(truth, top))
 
     def review(self, accepted: bool, label: str, truth: str | None, asked: bool = False) -> str | None:
         """A correction for a decision the teacher watched, or None.
@@ -365,41 +656,65 @@ class OracleTeacher:
         """
         if not self.correct_mistakes or asked or not accepted or truth is None or label == truth:
             return None
+        self.labels.add(truth)
         self.counts["corrections"] += 1
-        return self.label(truth)
+        return self._count(truth, self.label(truth))
+
+    def _count(self, truth: str, said: str) -> str:
+        if said != truth:
+            self.counts["lies"] += 1
+        return said
 
 
 class MaliciousTeacher(OracleTeacher):
     """An oracle that gives a wrong label for `flip_fraction` of its answers (seeded): poisoning."""
 
-    def __init__(self, flip_fraction: float = 0.3, seed: int = 0, correct_mistakes: bool = True):
-        super().__init__(correct_mistakes)
+    def __init__(self, flip_fraction: float = 0.3, seed: int = 0, correct_mistakes: bool = True,
+                 name: str = DEFAULT_TEACHER):
+        super().__init__(correct_mistakes, name)
         if not 0.0 <= flip_fraction <= 1.0:
             raise InputError(f"flip_fraction must be in [0, 1], got {flip_fraction!r}")
         self.flip_fraction = flip_fraction
         self.rng = np.random.default_rng(seed)
-        self.labels: set[str] = set()
 
-    def observe_label(self, truth: str) -> None:
-        """The liar knows which labels exist (from the ground truth it sees)."""
-        self.labels.add(truth)
-
-    def label(self, truth: str) -> str:
-        self.labels.add(truth)
+    def label(self, truth: str, top: list[tuple[str, float]] | None = None) -> str:
         others = sorted(self.labels - {truth})
         if others and self.rng.random() < self.flip_fraction:
-            self.counts["lies"] += 1
             return str(self.rng.choice(others))
         return truth
 
 
+class TargetedLiar(OracleTeacher):
+    """Honest except for one class: every `source` is called `target` (a targeted poisoning)."""
+
+    def __init__(self, source: str, target: str, correct_mistakes: bool = True, name: str = DEFAULT_TEACHER):
+        super().__init__(correct_mistakes, name)
+        self.source, self.target = check_label(source), check_label(target)
+
+    def label(self, truth: str, top: list[tuple[str, float]] | None = None) -> str:
+        return self.target if truth == self.source else truth
+
+
+class StrategicLiar(MaliciousTeacher):
+    """Lies only where the model is unsure, to stay under the radar: with probability `flip_fraction`, an
+    answer to a question names the model's own best wrong guess; corrections are honest (they earn trust)."""
+
+    def label(self, truth: str, top: list[tuple[str, float]] | None = None) -> str:
+        guesses = [c for c, _ in (top or []) if c != truth]
+        if top is not None and guesses and self.rng.random() < self.flip_fraction:
+            return guesses[0]
+        return truth
+
+
 def make_teacher(mode: str, correct_mistakes: bool = True, flip_fraction: float = 0.3,
-                 seed: int = 0) -> OracleTeacher:
+                 seed: int = 0, name: str = DEFAULT_TEACHER) -> OracleTeacher:
     if mode == "oracle":
-        return OracleTeacher(correct_mistakes)
+        return OracleTeacher(correct_mistakes, name)
     if mode == "malicious":
-        return MaliciousTeacher(flip_fraction, seed, correct_mistakes)
-    raise InputError(f"unknown teacher mode {mode!r}; choose oracle or malicious")
+        return MaliciousTeacher(flip_fraction, seed, correct_mistakes, name)
+    if mode == "strategic":
+        return StrategicLiar(flip_fraction, seed, correct_mistakes, name)
+    raise InputError(f"unknown teacher mode {mode!r}; choose oracle, malicious or strategic")
 
 
 class GroundTruth:

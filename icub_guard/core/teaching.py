@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,52 +53,124 @@ class StreamStats:
                 "latency_ms_p50": float(np.nanmedian(lat)), "latency_ms_p95": float(np.nanpercentile(lat, 95))}
 
 
+@dataclass
+class LiveFrame:
+    """One frame of a teaching stream: its features, the truth, its round and the extraction time."""
+
+    features: np.ndarray  # 1×D
+    truth: str
+    round: int
+    extract_ms: float = 0.0
+
+
+def render_stream(rec: Recognizer, variant: str = "7", rounds: int = 3, frames_per_object: int = 8,
+                  seed: int = 0) -> Iterator[LiveFrame]:
+    """Show every object `rounds` times for `frames_per_object` frames (order shuffled per round, seeded)."""
+    objects = simworld_objects(variant)
+    rng = np.random.default_rng(seed)
+    with TabletopSim(objects, 128, seed) as sim:
+        for r in range(rounds):
+            for k in rng.permutation(len(objects)):
+                for i in range(frames_per_object):
+                    frame = sim.render(int(k), r * frames_per_object + i, SPLIT_STREAMS["live"])
+                    t0 = time.perf_counter()
+                    crop, _ = rec.crop(frame.image, frame.roi)
+                    feats = rec.features(crop)
+                    yield LiveFrame(feats, frame.label, r, 1e3 * (time.perf_counter() - t0))
+
+
+class Classroom:
+    """The teachers in the room: a question goes to one of them (seeded), a `confirm` question to the one it
+    names (`ask`), or to anyone when it names none."""
+
+    def __init__(self, teachers: Sequence[OracleTeacher], seed: int = 0):
+        if not teachers:
+            raise ValueError("a classroom needs at least one teacher")
+        self.teachers = list(teachers)
+        self.by_name = {t.name: t for t in self.teachers}
+        self.rng = np.random.default_rng(seed + 1)
+
+    def pick(self, ask: str | None = None) -> OracleTeacher:
+        if ask is not None and ask in self.by_name:
+            return self.by_name[ask]
+        return self.teachers[int(self.rng.integers(len(self.teachers)))]
+
+
+def teach(session: TeachingSession, frames: Iterable[LiveFrame], teachers: Sequence[OracleTeacher],
+          seed: int = 0, rate: float | None = None, on_frame: Callable[[StreamStats], None] | None = None,
+          after_round: Callable[[int], None] | None = None) -> dict:
+    """Run the protocol over a stream: the session decides, the teachers answer, confirm and correct.
+
+    The session's clock is frame time at `rate` frames a second (default: the
+    camera's). Returns per-round stats, the total, the session's counts and the
+    labels' fate scored against the truth (`labels`: `right_learned`,
+    `lie_learned`, `lie_refused`, …; `_as_right`/`_as_wrong` when the label
+    learned after asking back differs from the one first given; `asked_back`).
+    """
+    rate = float(rate or node_defaults("sim_camera.yaml")["rate"])
+    clock = [0.0]
+    session.clock = lambda: clock[0]
+    room = Classroom(teachers, seed)
+    labels: Counter[str] = Counter()
+    per_round: list[dict] = []
+    total, stats, current = StreamStats(), StreamStats(), None
+    for n, f in enumerate(frames):
+        if current is not None and f.round != current:
+            per_round.append(stats.summary())
+            log.debug("round %d: %s", current + 1, per_round[-1])
+            if after_round is not None:
+                after_round(current)
+            stats = StreamStats()
+        current = f.round
+        clock[0] = n / rate
+        t0 = time.perf_counter()
+        step = session.observe(f.features)
+        ms = f.extract_ms + 1e3 * (time.perf_counter() - t0)
+        d = step.decision
+        teacher = room.pick()
+        answer = teacher.answer(f.truth, d.top(3)) if step.query else None
+        correction = teacher.review(d.accepted, d.label, f.truth, asked=step.query is not None)
+        for s in (stats, total):
+            s.tally.add(d.accepted, d.label, f.truth)
+            s.latency_ms.append(ms)
+            s.queries += answer is not None
+            s.corrections += correction is not None
+        out = None
+        if answer is not None:
+            out = session.feedback(Feedback(answer, query_id=step.query.query_id, teacher=teacher.name))
+        elif correction is not None:
+            out = session.feedback(Feedback(correction, decision_id=step.decision_id, teacher=teacher.name))
+        first = out
+        while out is not None and out.query is not None:  # a label held: the confirm question, answered
+            who = room.pick(out.query.ask)  # a confirm question, about this frame
+            reply = who.answer(f.truth, d.top(3))
+            for s in (stats, total):
+                s.queries += 1
+            out = session.feedback(Feedback(reply, query_id=out.query.query_id, teacher=who.name))
+        if out is not None:  # the label's fate, against the truth (a label asked back counts once)
+            given = "right" if first.label == f.truth else "lie"
+            labels[f"{given}_{out.action}" + ("" if out.action == "refused" or out.label == first.label
+                                              else "_as_" + ("right" if out.label == f.truth else "wrong"))] += 1
+            labels["asked_back"] += first.action == "quarantined"
+        stats.classes = total.classes = len(session.rec.classes)
+        if on_frame is not None:
+            on_frame(total)
+    if current is not None:
+        per_round.append(stats.summary())
+        if after_round is not None:
+            after_round(current)
+    return {"rounds": per_round, "total": total.summary(), "session": dict(session.counts), "labels": dict(labels)}
+
+
 def teach_from_stream(rec: Recognizer, variant: str = "7", rounds: int = 3, frames_per_object: int = 8,
                       seed: int = 0, on_frame: Callable[[StreamStats], None] | None = None,
                       config: SessionConfig | None = None, teacher: OracleTeacher | None = None,
                       rate: float | None = None) -> dict:
-    """Show every object `rounds` times for `frames_per_object` frames; return per-round stats.
+    """The in-process demo: a fresh session, a rendered stream (`render_stream`), one teacher (an oracle).
 
-    The object order is shuffled each round (seeded). `config` defaults to the
-    guard's (config/guard.yaml), `rate` (frames per second of the session's
-    clock) to the camera's (config/sim_camera.yaml), `teacher` to an oracle.
+    `config` defaults to the guard's (config/guard.yaml), `rate` (frames per
+    second of the session's clock) to the camera's (config/sim_camera.yaml).
     """
-    objects = simworld_objects(variant)
-    rate = float(rate or node_defaults("sim_camera.yaml")["rate"])
-    clock = [0.0]
-    session = TeachingSession(rec, config or SessionConfig.defaults(), clock=lambda: clock[0])
-    teacher = teacher or OracleTeacher()
-    rng = np.random.default_rng(seed)
-    per_round: list[dict] = []
-    total = StreamStats()
-    n = 0
-    with TabletopSim(objects, 128, seed) as sim:
-        for r in range(rounds):
-            stats = StreamStats()
-            for k in rng.permutation(len(objects)):
-                for i in range(frames_per_object):
-                    frame = sim.render(int(k), r * frames_per_object + i, SPLIT_STREAMS["live"])
-                    clock[0] = n / rate
-                    n += 1
-                    t0 = time.perf_counter()
-                    crop, _ = rec.crop(frame.image, frame.roi)
-                    step = session.observe(rec.features(crop))
-                    ms = 1e3 * (time.perf_counter() - t0)
-                    d = step.decision
-                    answer = teacher.answer(frame.label) if step.query else None
-                    correction = teacher.review(d.accepted, d.label, frame.label, asked=step.query is not None)
-                    for s in (stats, total):
-                        s.tally.add(d.accepted, d.label, frame.label)
-                        s.latency_ms.append(ms)
-                        s.queries += answer is not None
-                        s.corrections += correction is not None
-                    if answer is not None:
-                        session.feedback(Feedback(answer, query_id=step.query.query_id))
-                    elif correction is not None:
-                        session.feedback(Feedback(correction, decision_id=step.decision_id))
-                    stats.classes = total.classes = len(rec.classes)
-                    if on_frame is not None:
-                        on_frame(total)
-            per_round.append(stats.summary())
-            log.info("round %d: %s", r + 1, per_round[-1])
-    return {"rounds": per_round, "total": total.summary(), "session": dict(session.counts)}
+    session = TeachingSession(rec, config or SessionConfig.defaults())
+    frames = render_stream(rec, variant, rounds, frames_per_object, seed)
+    return teach(session, frames, [teacher or OracleTeacher()], seed, rate, on_frame)

@@ -38,6 +38,24 @@ def check_label(label: object) -> str:
     return clean
 
 
+MAX_TEACHER_LEN = 32
+DEFAULT_TEACHER = "default"
+
+
+def check_teacher(name: object) -> str:
+    """A teacher's name (who taught a label): NFKC, stripped, 1..32 printable characters, else `InputError`."""
+    if not isinstance(name, str):
+        raise InputError(f"teacher must be a string, got {type(name).__name__}")
+    if len(name) > 4 * MAX_TEACHER_LEN:
+        raise InputError(f"teacher name is {len(name)} characters long; at most {MAX_TEACHER_LEN} allowed")
+    clean = unicodedata.normalize("NFKC", name).strip()
+    if not clean or len(clean) > MAX_TEACHER_LEN:
+        raise InputError(f"teacher name must be 1..{MAX_TEACHER_LEN} characters, got {len(clean)}")
+    if any(unicodedata.category(c).startswith("C") for c in clean):
+        raise InputError("teacher name contains control characters")
+    return clean
+
+
 def check_image(image: object) -> np.ndarray:
     """Return `image` as an H×W×3 uint8 array or raise `InputError`.
 

@@ -1,6 +1,9 @@
-"""Security evaluation (the paper's experiment) and its report."""
+"""Security evaluation (the paper's experiment), teaching under a lying teacher, and their reports."""
 
-from .report import markdown, sanity_lines, write_report
+from .report import markdown, sanity_lines, write_report, write_teaching_report
 from .security import EvalConfig, EvalResult, run_security_evaluation
+from .teaching import TeachingEvalConfig, TeachingEvalResult, run_teaching_evaluation
 
-__all__ = ["EvalConfig", "EvalResult", "markdown", "run_security_evaluation", "sanity_lines", "write_report"]
+__all__ = ["EvalConfig", "EvalResult", "TeachingEvalConfig", "TeachingEvalResult", "markdown",
+           "run_security_evaluation", "run_teaching_evaluation", "sanity_lines", "write_report",
+           "write_teaching_report"]

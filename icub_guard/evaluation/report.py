@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .security import ACCURACY_RULE, EvalResult
+from .teaching import TeachingEvalResult
 
 STYLE = {"svm": ("tab:blue", "o", "SVM"), "svm-rbf": ("tab:orange", "s", "SVM-RBF"),
          "svm-adv": ("tab:green", "^", "SVM-adv"), "svm-adv+5%": ("tab:red", "v", "SVM-adv (+5% FRR)"),
@@ -140,3 +141,63 @@ def markdown(res: EvalResult) -> str:
     lines += ["", "## Rejected (error-generic), per d_max", ""] + [
         f"- {k}: " + " ".join(f"{v:.2f}" for v in r) for k, r in res.rejected["generic"].items()]
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ teaching
+def plot_teaching(res: TeachingEvalResult, out: Path) -> list[str]:
+    """Held-out accuracy after each round, per scenario: screening off (dashed) and on (solid)."""
+    rows = res.summary()
+    names = list(dict.fromkeys(r["scenario"] for r in rows))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, name in enumerate(names):
+        for r in rows:
+            if r["scenario"] == name:
+                x = np.arange(1, len(r["curve"]) + 1)
+                ax.plot(x, r["curve"], color=colors[i % len(colors)], marker="o" if r["screening"] == "on" else ".",
+                        linestyle="-" if r["screening"] == "on" else ":",
+                        label=f"{name} ({'screening' if r['screening'] == 'on' else 'no screening'})")
+    ax.set_xlabel("teaching round (every object shown once per round)")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.set_title(f"Teaching with a lying teacher (mean of {len(res.config['seeds'])} seeds)")
+    return _save(fig, out, "teaching_accuracy")
+
+
+def teaching_markdown(res: TeachingEvalResult) -> str:
+    rows = res.summary()
+    by = {(r["scenario"], r["screening"]): r for r in rows}
+    lines = ["| scenario | accuracy, no screening | accuracy, screening | questions (off → on) | "
+             "lies learned (off → on) | right labels lost to screening |", "|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["scenario"] for r in rows):
+        off, on = by[(name, "off")], by[(name, "on")]
+
+        def lies(r):
+            return sum(v for k, v in r["labels"].items() if k.startswith("lie_learned") and not k.endswith("right"))
+
+        lost = sum(v for k, v in on["labels"].items() if k.startswith("right_") and k != "right_learned")
+        lines.append(f"| {name} | {off['final_accuracy']:.3f} ± {off['final_accuracy_std']:.3f} | "
+                     f"{on['final_accuracy']:.3f} ± {on['final_accuracy_std']:.3f} | {off['queries']:.1f} → "
+                     f"{on['queries']:.1f} | {lies(off):.1f} → {lies(on):.1f} | {lost:.1f} |")
+    undo = [r for r in rows if r["after_forget"] is not None]
+    if undo:
+        lines += ["", "| scenario | screening | after forget_teacher(liar) half-way | liar never heard | "
+                  "max score gap to a refit |", "|---|---|---|---|---|"]
+        for r in undo:
+            gap = "-" if r["refit_gap"] is None else f"{r['refit_gap']:.1e}"
+            lines.append(f"| {r['scenario']} | {r['screening']} | {r['after_forget']:.3f} | {r['never_heard']:.3f} "
+                         f"| {gap} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_teaching_report(res: TeachingEvalResult, out: str | os.PathLike) -> dict[str, str]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"figure": ", ".join(plot_teaching(res, out))}
+    (out / "teaching.json").write_text(json.dumps({"config": res.config, "summary": res.summary(),
+                                                   "timing": res.timing}, indent=2))
+    (out / "teaching.md").write_text(teaching_markdown(res))
+    files.update(json="teaching.json", markdown="teaching.md")
+    return files

@@ -1,26 +1,32 @@
 """guard_node: the robot's guarded recogniser — image in, label (or a question) out.
 
 Subscribes  image (sensor_msgs/Image, newest frame only), roi (sensor_msgs/RegionOfInterest),
-            teacher/feedback (std_msgs/String: a label, or JSON {"query_id"|"decision_id": n, "label": s})
+            teacher/feedback (std_msgs/String: a label, or JSON {"query_id"|"decision_id": n, "label": s,
+            "teacher": name})
 Publishes   label (String), decision (String, JSON icub_guard/decision@1), debug_image (Image),
-            teacher/query (String, JSON icub_guard/query@1), teacher/query_image (Image), /diagnostics
+            teacher/query (String, JSON icub_guard/query@1; reason "confirm": a label held, asked back),
+            teacher/query_image (Image), /diagnostics (per-teacher trust and counts included)
 Services    teacher/confirm (std_srvs/Trigger); node-private ~/save_model, ~/reset_model (Trigger),
-            ~/set_learning (SetBool)
+            ~/set_learning (SetBool), ~/forget_teacher and ~/forget (diagnostic_msgs/AddDiagnostics:
+            the request's one string is the teacher's name, or the decision id; success and message back)
 
-The teaching protocol (ids, when to ask, feedback, thresholds) is `core.session.TeachingSession`;
-this node converts messages, holds parameters and publishes.
+The teaching protocol (ids, when to ask, feedback, screening, undo) is `core.session.TeachingSession`
+with `core.screening`; this node converts messages, holds parameters and publishes.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import OrderedDict
+from dataclasses import fields
 from pathlib import Path
 
 import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.srv import AddDiagnostics
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from sensor_msgs.msg import Image, RegionOfInterest
@@ -31,7 +37,8 @@ from ..core.errors import GuardError, InputError
 from ..core.features import build_extractor
 from ..core.journal import LabelJournal
 from ..core.recognizer import Recognizer, RecognizerConfig
-from ..core.session import LearningDisabled, SessionConfig, TeachingSession, parse_class_thresholds
+from ..core.screening import ScreeningConfig
+from ..core.session import LearningDisabled, Outcome, SessionConfig, TeachingSession, parse_class_thresholds
 from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, qos, run_node
 from .convert import image_to_rgb, rgb_to_image
 from .saver import BackgroundSaver
@@ -39,6 +46,23 @@ from .saver import BackgroundSaver
 #: runtime parameters that are the teaching session's settings
 SESSION_PARAMS = ("threshold", "class_thresholds", "query_on_reject", "query_margin", "query_rate_limit",
                   "learning_enabled")
+#: runtime parameters that are the label screening's settings: parameter name → ScreeningConfig field
+SCREENING_PARAMS = {ScreeningConfig.parameter(f.name): f.name for f in fields(ScreeningConfig)}
+SCREENING_HELP = {
+    "enabled": ("screen teachers' labels: learn, ask back (confirm) or refuse", None),
+    "quarantine_at": ("suspicion from which a label is held and asked back", (0.0, 1.0)),
+    "refuse_at": ("suspicion from which a label is refused at once", (0.0, 1.0)),
+    "max_answers": ("answers to a label asked back before it is refused (two must agree)", (2, 10)),
+    "audit_rate": ("share of passing labels asked back at random", (0.0, 1.0)),
+    "neighbours": ("nearest stored examples consulted", (1, 100000)),
+    "min_examples": ("no evidence before the model holds this many examples", (1, 100000)),
+    "evidence_gain": ("log-odds of suspicion per unit of evidence", (0.0, 100.0)),
+    "margin_scale": ("score margin at which the model's disagreement counts fully", (1e-6, 100.0)),
+    "prior_trust": ("a new teacher's trust", (0.01, 0.99)),
+    "prior_weight": ("how many labels the trust prior is worth", (0.1, 1e6)),
+    "max_teacher_share": ("containment: most of a class one teacher may teach unconfirmed", (0.0, 1.0)),
+    "share_min_examples": ("classes smaller than this are not capped", (1, 100000)),
+}
 
 
 class GuardNode(GuardedNode):
@@ -68,6 +92,10 @@ class GuardNode(GuardedNode):
                                   hi=100.0),
             "learning_enabled": p("learning_enabled", "learn from teacher feedback"),
         }
+        screening = {}
+        for param, name in SCREENING_PARAMS.items():
+            text, bounds = SCREENING_HELP[name]
+            screening[name] = p(param, text, **({} if bounds is None else {"lo": bounds[0], "hi": bounds[1]}))
         self.model_path = p("model_path", "model file loaded at start and saved to", read_only=True)
         self.autosave = p("autosave", "save the model after every update")
         self.publish_debug = p("debug_image", "publish debug_image")
@@ -86,7 +114,9 @@ class GuardNode(GuardedNode):
                                roi_fixed=tuple(roi_fixed) if roi_mode == "fixed" else None, crop_size=crop_size)
         self.rec = Recognizer(cfg, extractor=fx)
         journal = LabelJournal.beside(self.model_path) if self.model_path else None
-        self.session = TeachingSession(self.rec, SessionConfig(**session), journal=journal)
+        self.session = TeachingSession(self.rec, SessionConfig(**session), journal=journal,
+                                       screening=ScreeningConfig(**screening))
+        self.crops: OrderedDict[int, tuple[np.ndarray, object, str]] = OrderedDict()  # decision → crop, stamp, frame
         if self.model_path:
             # a model file that cannot be read is a start-up error (exit 2, the reason said): never overwritten
             replayed = self.session.restore(self.model_path)
@@ -110,6 +140,8 @@ class GuardNode(GuardedNode):
         self.create_service(Trigger, "~/save_model", self.on_save)
         self.create_service(Trigger, "~/reset_model", self.on_reset)
         self.create_service(SetBool, "~/set_learning", self.on_set_learning)
+        self.create_service(AddDiagnostics, "~/forget_teacher", self.on_forget_teacher)
+        self.create_service(AddDiagnostics, "~/forget", self.on_forget)
         self.add_on_set_parameters_callback(self.validate_params)
         self.add_post_set_parameters_callback(self.apply_params)
         self.create_timer(period, self.publish_diagnostics)
@@ -165,6 +197,9 @@ class GuardNode(GuardedNode):
         latency = 1e3 * (time.perf_counter() - t0)
         self.health.frame(latency)
         stamp = {"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}
+        self.crops[step.decision_id] = (crop, msg.header.stamp, msg.header.frame_id)  # for questions asked later
+        while len(self.crops) > self.session.config.max_pending:
+            self.crops.popitem(last=False)
         if step.query is not None:
             self.pub_query.publish(json_msg(self.session.query_payload(step, stamp=stamp)))
             self.pub_query_img.publish(rgb_to_image(crop, msg.header.stamp, msg.header.frame_id))
@@ -178,7 +213,7 @@ class GuardNode(GuardedNode):
 
     def on_feedback(self, msg: String) -> None:
         try:
-            report = self.session.feedback(msg.data)
+            outcome = self.session.feedback(msg.data)
         except LearningDisabled as exc:
             self.get_logger().info(str(exc))
             return
@@ -188,7 +223,22 @@ class GuardNode(GuardedNode):
         except OSError as exc:  # the journal could not be written: learned in memory, not acknowledged
             self._journal_failed(exc)
             return
-        self._learned(report, "feedback")
+        self._settled(outcome, "feedback")
+
+    def _settled(self, outcome: Outcome, source: str) -> None:
+        """Log what became of a label; ask the confirm question of a label held; save a learned one."""
+        self.get_logger().info(outcome.describe())
+        if outcome.query is not None:
+            extra = {}
+            held = self.crops.get(outcome.query.decision_id or -1)
+            if held is not None:
+                crop, stamp, frame_id = held
+                extra["stamp"] = {"sec": stamp.sec, "nanosec": stamp.nanosec}
+            self.pub_query.publish(json_msg(self.session.query_payload(outcome.query, **extra)))
+            if held is not None:
+                self.pub_query_img.publish(rgb_to_image(crop, stamp, frame_id))
+        if outcome.report is not None:
+            self._learned(outcome.report, source)
 
     def _journal_failed(self, exc: OSError) -> None:
         self.health.counts["journal_errors"] += 1
@@ -210,7 +260,7 @@ class GuardNode(GuardedNode):
 
     def on_confirm(self, req, resp):
         try:
-            report = self.session.confirm()
+            outcome = self.session.confirm()
         except InputError as exc:
             resp.success, resp.message = False, str(exc)
             return resp
@@ -218,8 +268,42 @@ class GuardNode(GuardedNode):
             self._journal_failed(exc)
             resp.success, resp.message = False, f"not stored durably: {exc}"
             return resp
-        self._learned(report, "confirm")
-        resp.success, resp.message = True, f"learned confirmed label {report.label!r}"
+        self._settled(outcome, "confirm")
+        resp.success = outcome.action == "learned"
+        resp.message = (f"learned confirmed label {outcome.label!r}" if resp.success
+                        else f"label {outcome.label!r} {outcome.action} (suspicion {outcome.verdict.suspicion:.2f})")
+        return resp
+
+    def on_forget_teacher(self, req, resp):
+        """Undo a teacher: every example it taught is removed, the model re-solved (journaled, then saved)."""
+        return self._forget(resp, lambda: self.session.forget_teacher(req.load_namespace),
+                            f"teacher {req.load_namespace[:40]!r}")
+
+    def on_forget(self, req, resp):
+        """Undo one decision's label (the request's string is the decision id)."""
+        text = req.load_namespace.strip()
+        if not text.isdigit() or len(text) > 18:
+            resp.success, resp.message = False, f"decision id must be a whole number, got {text[:40]!r}"
+            self.health.reject("forget")
+            return resp
+        return self._forget(resp, lambda: self.session.forget_decision(int(text)), f"decision {text}")
+
+    def _forget(self, resp, action, what: str):
+        try:
+            removed = action()
+        except InputError as exc:
+            self.health.reject("forget")
+            resp.success, resp.message = False, str(exc)
+            return resp
+        except OSError as exc:
+            self._journal_failed(exc)
+            resp.success, resp.message = False, f"not stored durably: {exc}"
+            return resp
+        self.get_logger().warning(f"forgot {what}: {len(removed)} examples removed, "
+                                  f"{len(self.rec.classes)} classes left")
+        if self.autosave and self.model_path and self.rec.classifier is not None:
+            self.saver.request()
+        resp.success, resp.message = True, f"forgot {what}: {len(removed)} examples removed"
         return resp
 
     def on_save(self, req, resp):
@@ -249,11 +333,14 @@ class GuardNode(GuardedNode):
     def validate_params(self, params) -> SetParametersResult:
         """On-set: refuse a change that the session would not accept (nothing is applied here)."""
         changes = {prm.name: prm.value for prm in params if prm.name in SESSION_PARAMS}
+        screening = {SCREENING_PARAMS[prm.name]: prm.value for prm in params if prm.name in SCREENING_PARAMS}
         try:
             if "class_thresholds" in changes:
                 changes["class_thresholds"] = parse_class_thresholds(changes["class_thresholds"])
             current = {k: getattr(self.session.config, k) for k in SESSION_PARAMS}
             SessionConfig(**{**current, **changes})
+            now = {f.name: getattr(self.session.screen.config, f.name) for f in fields(ScreeningConfig)}
+            ScreeningConfig(**{**now, **screening})
         except InputError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
@@ -265,6 +352,9 @@ class GuardNode(GuardedNode):
             changes["class_thresholds"] = parse_class_thresholds(changes["class_thresholds"])
         if changes:
             self.session.configure(**changes)
+        screening = {SCREENING_PARAMS[prm.name]: prm.value for prm in params if prm.name in SCREENING_PARAMS}
+        if screening:
+            self.session.configure_screening(**screening)
         for prm in params:
             if prm.name in ("autosave", "roi_timeout"):
                 setattr(self, prm.name, prm.value)
@@ -299,6 +389,8 @@ class GuardNode(GuardedNode):
              "model_path": self.model_path or "-",
              "saves": self.saver.saves + self.health.counts["saves"],
              **self.session.counts,  # the protocol's own counts: queries, accepted/rejected, learned, …
+             **{f"teacher.{name}.{k}": f"{v:.3f}" if isinstance(v, float) else v
+                for name, rec in self.session.teachers().items() for k, v in rec.items()},
              "last_error": self.last_error}))
 
 

@@ -2,13 +2,19 @@
 
 Subscribes  teacher/query (String, JSON icub_guard/query@1), decision (String, JSON icub_guard/decision@1),
             ground_truth (String, JSON from sim_camera_node; oracle and malicious modes)
-Publishes   teacher/feedback (String, JSON {"query_id"|"decision_id": n, "label": s}), /diagnostics
+Publishes   teacher/feedback (String, JSON {"query_id"|"decision_id": n, "label": s, "teacher": name}),
+            /diagnostics
+
+Every label carries the `name` parameter as its `teacher`, so the guard can weigh, contain and undo
+each teacher. A `confirm` question (a label the guard holds and asks back) is answered only when it
+names no teacher (`ask` null) or this one.
 
 Modes (the policies are `core.session.OracleTeacher` / `MaliciousTeacher`, shared with the in-process demo):
 * oracle — answers every query with the ground truth of that frame, and (with
   `correct_mistakes`) corrects accepted decisions that name the wrong object.
 * interactive — prints the query and the top guesses; a person types the label.
 * malicious — an oracle that gives a wrong label for `flip_fraction` of its answers (seeded).
+* strategic — lies (with `flip_fraction`) only where the robot is unsure, naming its best wrong guess.
 
 Imports no torch: it starts in a fraction of a second and in little memory.
 """
@@ -23,23 +29,27 @@ from std_msgs.msg import String
 
 from ..core import jsonio
 from ..core.errors import InputError
-from ..core.session import GroundTruth, MaliciousTeacher, make_teacher
+from ..core.session import GroundTruth, make_teacher
+from ..core.validation import check_teacher
 from .common import EVENT_QOS, FEEDBACK_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
 
-MODES = ("oracle", "interactive", "malicious")
+MODES = ("oracle", "interactive", "malicious", "strategic")
 
 
 class TeacherNode(GuardedNode):
     def __init__(self, **kwargs):
         super().__init__("teacher_node", **kwargs)
         p = Parameters(self, "teacher.yaml")
-        self.mode = p("mode", "oracle | interactive | malicious", read_only=True)
+        self.mode = p("mode", "oracle | interactive | malicious | strategic", read_only=True)
         if self.mode not in MODES:
             raise ValueError(f"unknown teacher mode {self.mode!r}; choose one of {MODES}")
         correct = p("correct_mistakes", "also correct accepted wrong labels (oracle, malicious)", read_only=True)
         flip = p("flip_fraction", "fraction of wrong answers (malicious)", read_only=True, lo=0.0, hi=1.0)
         seed = p("seed", "seed of the malicious flips", read_only=True, lo=0, hi=2**31 - 1)
-        self.policy = make_teacher("oracle" if self.mode == "interactive" else self.mode, correct, flip, seed)
+        name = p("name", "the teacher's name, sent with every label (1..32 printable characters)", read_only=True)
+        self.name = check_teacher(name)  # a bad name is a start-up error
+        self.policy = make_teacher("oracle" if self.mode == "interactive" else self.mode, correct, flip, seed,
+                                   self.name)
         self.truth = GroundTruth()
         self.pub = self.create_publisher(String, "teacher/feedback", FEEDBACK_QOS)
         self.create_subscription(String, "teacher/query", self.on_query, EVENT_QOS)
@@ -63,26 +73,30 @@ class TeacherNode(GuardedNode):
         except InputError as exc:
             self._rejected("ground_truth", exc)
             return
-        if isinstance(self.policy, MaliciousTeacher):
-            self.policy.observe_label(label)
+        self.policy.observe_label(label)
 
     def on_query(self, msg: String) -> None:
         try:
             q = jsonio.loads(msg.data)
             qid = jsonio.get(q, "query_id", int)
+            ask = jsonio.get(q, "ask", (str, type(None)), required=False)
+            if ask is not None and ask != self.name:
+                return  # a confirm question for another teacher
             truth = None if self.mode == "interactive" else self.truth.get(jsonio.get(q, "stamp", dict))
+            top = [(str(t[0]), float(t[1])) for t in q.get("top") or []
+                   if isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and isinstance(t[1], int | float)]
         except InputError as exc:
             self._rejected("query", exc)
             return
         if self.mode == "interactive":
             threading.Thread(target=self._ask_person, args=(q,), daemon=True).start()
             return
-        label = self.policy.answer(truth)
+        label = self.policy.answer(truth, top)
         if label is None:
             self.get_logger().warning(f"no ground truth for query {qid}; not answered", throttle_duration_sec=2.0)
             return
         self.health.counts["answers"] += 1
-        self.pub.publish(json_msg({"query_id": qid, "label": label}))
+        self.pub.publish(json_msg({"query_id": qid, "label": label, "teacher": self.name}))
 
     def on_decision(self, msg: String) -> None:
         try:
@@ -97,24 +111,29 @@ class TeacherNode(GuardedNode):
         correction = self.policy.review(accepted, label, truth, asked=asked)
         if correction is not None:
             self.health.counts["corrections"] += 1
-            self.pub.publish(json_msg({"decision_id": did, "label": correction}))
+            self.pub.publish(json_msg({"decision_id": did, "label": correction, "teacher": self.name}))
 
     def publish_diagnostics(self) -> None:
         self.pub_diag.publish(self.diagnostics("teacher", self.mode, DiagnosticStatus.OK, self.mode,
-            {"mode": self.mode, "known_labels": len(self.truth.labels), **self.policy.counts}))
+            {"mode": self.mode, "name": self.name, "known_labels": len(self.truth.labels), **self.policy.counts}))
 
     def _ask_person(self, q: dict) -> None:
         top = q.get("top") if isinstance(q.get("top"), list) else []
         shown = ", ".join(f"{t[0]} ({t[1]:.2f})" for t in top
                           if isinstance(t, list) and len(t) == 2 and isinstance(t[1], int | float))
         with self.console_lock:
-            print(f"\n[query {q['query_id']}] the robot is unsure ({q.get('reason')}). Top guesses: {shown or '-'}")
+            if q.get("reason") == "confirm":
+                print(f"\n[query {q['query_id']}] the robot asks back: is this {q.get('label')!r}? "
+                      f"(taught by {q.get('teacher')!r}). Top guesses: {shown or '-'}")
+            else:
+                print(f"\n[query {q['query_id']}] the robot is unsure ({q.get('reason')}). "
+                      f"Top guesses: {shown or '-'}")
             try:
                 text = input("what is this object? (empty to skip) > ").strip()
             except EOFError:
                 return
         if text:
-            self.pub.publish(json_msg({"query_id": int(q["query_id"]), "label": text}))
+            self.pub.publish(json_msg({"query_id": int(q["query_id"]), "label": text, "teacher": self.name}))
 
 
 def main(args=None) -> int:

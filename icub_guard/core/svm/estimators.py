@@ -220,6 +220,57 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
     def n_examples_(self) -> int:
         return self._store.n
 
+    @property
+    def example_ids_(self) -> np.ndarray:
+        """Each stored example's id, in storage order: ids count up from 0 in the order examples were added,
+        survive `get_state`/`set_state`, and are never reused (what provenance and `forget` refer to)."""
+        check_is_fitted(self)
+        return self._store.age[: self._store.n].copy()
+
+    @property
+    def examples_(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored examples and their class indices (views: copy before the next update)."""
+        check_is_fitted(self)
+        n = self._store.n
+        return self._store.X[:n], self._store.label[:n]
+
+    def forget(self, ids) -> np.ndarray:
+        """Remove the examples with these ids and re-solve warm; returns the ids removed.
+
+        The result is the optimum of the problem without them (the same as a refit
+        on the rest with the same γ, within `tol`). A class left with no example
+        is dropped. At least one example of two classes must remain: `InputError`
+        otherwise (nothing changes).
+        """
+        check_is_fitted(self)
+        st = self._store
+        gone = np.isin(st.age[: st.n], np.asarray(list(ids), np.int64))
+        if not gone.any():
+            return np.zeros(0, np.int64)
+        left = st.label[: st.n][~gone]
+        if len(left) == 0:
+            raise InputError("forget would remove every example; reset the model instead")
+        removed = st.age[: st.n][gone].copy()
+        for i in sorted(np.flatnonzero(gone), reverse=True):  # from the end: swap-removal never moves a victim
+            self._remove(int(i))
+        empty = sorted(set(range(len(self.classes_))) - set(st.label[: st.n].tolist()))
+        if empty:
+            self._drop_classes(empty)
+        self._solve()
+        return removed
+
+    def _drop_classes(self, empty: list[int]) -> None:
+        """Remove classes that have no example left (and every array indexed by class)."""
+        keep = np.array([k for k in range(len(self.classes_)) if k not in set(empty)], np.int64)
+        where = np.full(len(self.classes_), -1, np.int64)
+        where[keep] = np.arange(len(keep))
+        n = self._store.n
+        self._store.label[:n] = where[self._store.label[:n]]
+        self.classes_ = self.classes_[keep]
+        self._beta, self._g = self._beta[:, keep].copy(), self._g[:, keep].copy()
+        self.intercept_, self.thresholds_ = self.intercept_[keep], self.thresholds_[keep]
+        self._sv_cache.clear()
+
     def _Y(self) -> np.ndarray:
         n = self._store.n
         Y = -np.ones((n, len(self.classes_)))
@@ -366,9 +417,9 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         st, n = self._store, self._store.n
         return {"X": st.X[:n].copy(), "label": st.label[:n].copy(), "age": st.age[:n].copy(),
-                "beta": self._beta[:n].copy(), "intercept": self.intercept_.copy(),
-                "thresholds": self.thresholds_.copy(), "gamma": np.array(self.gamma_),
-                "classes": np.array(self.classes_.tolist(), dtype=str)}
+                "clock": np.array(st.clock, np.int64), "beta": self._beta[:n].copy(),
+                "intercept": self.intercept_.copy(), "thresholds": self.thresholds_.copy(),
+                "gamma": np.array(self.gamma_), "classes": np.array(self.classes_.tolist(), dtype=str)}
 
     def set_state(self, s: dict[str, np.ndarray]) -> OneVsAllSVC:
         """Rebuild from `get_state`: the Gram matrix is recomputed, g = Kβ − y."""
@@ -379,6 +430,8 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         X = np.asarray(s["X"], np.float32)
         self.n_features_in_ = X.shape[1]
         self._rebuild(X, np.asarray(s["label"], np.int32), np.asarray(s["age"]))
+        if "clock" in s:  # ids of later examples continue where the saved learner stopped (never reused)
+            self._store.clock = max(self._store.clock, int(s["clock"]))
         n = len(X)
         self._beta[:n] = s["beta"]
         self._g[:n] = self._store.K[:n, :n] @ self._beta[:n] - self._Y()
@@ -411,14 +464,49 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         X, self.label_ = self._begin_fit(X, y)
         self.X_ = X.copy()
+        self.ids_ = np.arange(len(X), dtype=np.int64)
+        self.clock_ = len(X)  # the next example's id
+        self._factor()
+        return self
+
+    def _factor(self) -> None:
+        X = self.X_
         A = kernel(X, X, self.kernel, self.gamma_) + 1.0 + self.lam * np.eye(len(X))
         self.Ainv_ = np.linalg.inv(A)
         self._update_coef()
-        return self
 
     @property
     def n_examples_(self) -> int:
         return len(self.X_)
+
+    @property
+    def example_ids_(self) -> np.ndarray:
+        """Each example's id (see `OneVsAllSVC.example_ids_`)."""
+        check_is_fitted(self)
+        return self.ids_.copy()
+
+    @property
+    def examples_(self) -> tuple[np.ndarray, np.ndarray]:
+        check_is_fitted(self)
+        return self.X_, self.label_
+
+    def forget(self, ids) -> np.ndarray:
+        """Remove the examples with these ids (an exact refit on the rest; empty classes dropped)."""
+        check_is_fitted(self)
+        gone = np.isin(self.ids_, np.asarray(list(ids), np.int64))
+        if not gone.any():
+            return np.zeros(0, np.int64)
+        if gone.all():
+            raise InputError("forget would remove every example; reset the model instead")
+        removed = self.ids_[gone]
+        used = np.unique(self.label_[~gone])
+        where = np.full(len(self.classes_), -1, np.int64)
+        where[used] = np.arange(len(used))
+        self.X_, self.ids_ = self.X_[~gone], self.ids_[~gone]
+        self.label_ = where[self.label_[~gone]].astype(np.int32)
+        self.classes_, self.thresholds_ = self.classes_[used], self.thresholds_[used]
+        self._factor()
+        return removed
 
     def _update_coef(self) -> None:
         Y = -np.ones((len(self.X_), len(self.classes_)))
@@ -452,6 +540,8 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
             self.Ainv_ = A
             self.X_ = np.vstack([self.X_, x[None]])
             self.label_ = np.append(self.label_, i)
+            self.ids_ = np.append(self.ids_, self.clock_)
+            self.clock_ += 1
         self._update_coef()
         return self
 
@@ -466,12 +556,16 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
     def get_state(self) -> dict[str, np.ndarray]:
         check_is_fitted(self)
         return {"X": self.X_.copy(), "label": self.label_.copy(), "thresholds": self.thresholds_.copy(),
-                "gamma": np.array(self.gamma_), "classes": np.array(self.classes_.tolist(), dtype=str)}
+                "gamma": np.array(self.gamma_), "classes": np.array(self.classes_.tolist(), dtype=str),
+                "age": self.ids_.copy(), "clock": np.array(self.clock_, np.int64)}
 
     def set_state(self, s: dict[str, np.ndarray]) -> RLSClassifier:
         classes = np.array(s["classes"].tolist(), dtype=object)
         self.fit(np.asarray(s["X"], np.float32), classes[np.asarray(s["label"])])
         self.thresholds_ = np.asarray(s["thresholds"], np.float64)
+        if "age" in s:
+            self.ids_ = np.asarray(s["age"], np.int64).copy()
+            self.clock_ = max(int(s["clock"]), int(self.ids_.max(initial=-1)) + 1)
         return self
 
 

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
+from diagnostic_msgs.srv import AddDiagnostics
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 
@@ -216,6 +217,43 @@ def test_a_feedback_burst_reaches_a_counter(ros, guard, frames):
     assert sum(int(diag(ros).get(k, 0)) for k in keys) == before + n
 
 
+def test_teachers_are_named_asked_back_counted_and_forgotten(ros, guard, frames):
+    """Labels carry a teacher; a held label is asked back (confirm query + crop); /diagnostics shows each teacher;
+    ~/forget_teacher undoes one; bad names and bad settings are refused and change nothing."""
+    d = ros.frame_and_decision(frames[2][1].image, frames[2][1].roi)
+    rejected = int(diag(ros).get("rejected_input.feedback", 0))
+    for bad in ("", "x" * 40, "a\u0007b", 5, None):
+        ros.pub_feedback.publish(String(data=json.dumps({"decision_id": d["id"], "label": "teddy", "teacher": bad})))
+    ros.wait_for(lambda: int(diag(ros).get("rejected_input.feedback", 0)) >= rejected + 5, 20, "bad names rejected")
+    n = int(diag(ros)["examples"])
+    assert not ros.set_param("guard_node", "screening_quarantine_at", 2.0)  # outside its range
+    assert not ros.set_param("guard_node", "screening_refuse_at", 0.1)  # below quarantine_at: the on-set check
+    assert ros.set_param("guard_node", "screening_quarantine_at", 0.0)  # every label is asked back
+    queries = len(ros.msgs["teacher/query"])
+    images = len(ros.msgs["teacher/query_image"])
+    ros.pub_feedback.publish(String(data=json.dumps({"decision_id": d["id"], "label": "teddy", "teacher": "eve"})))
+    ros.wait_for(lambda: any(json.loads(q).get("reason") == "confirm" for q in ros.msgs["teacher/query"][queries:]),
+                 10, "a confirm query")
+    q = next(json.loads(q) for q in ros.msgs["teacher/query"][queries:] if json.loads(q)["reason"] == "confirm")
+    assert (q["label"], q["teacher"], q["decision_id"]) == ("teddy", "eve", d["id"]) and "stamp" in q
+    ros.wait_for(lambda: len(ros.msgs["teacher/query_image"]) > images, 10, "the crop asked about")
+    assert int(diag(ros)["examples"]) == n  # held, not learned
+    ros.pub_feedback.publish(String(data=json.dumps({"query_id": q["query_id"], "label": "teddy", "teacher": "eve"})))
+    ros.wait_for(lambda: diag(ros).get("teacher.eve.examples") == "1", 10, "eve's label learned once confirmed")
+    assert int(diag(ros)["examples"]) == n + 1 and float(diag(ros)["teacher.eve.trust"]) > 0
+    assert ros.set_param("guard_node", "screening_quarantine_at", 0.25)
+
+    res = ros.call(AddDiagnostics, "/guard_node/forget_teacher", AddDiagnostics.Request(load_namespace="nobody"))
+    assert not res.success and "unknown teacher" in res.message
+    res = ros.call(AddDiagnostics, "/guard_node/forget", AddDiagnostics.Request(load_namespace="not-a-number"))
+    assert not res.success
+    res = ros.call(AddDiagnostics, "/guard_node/forget_teacher", AddDiagnostics.Request(load_namespace="eve"))
+    assert res.success and "1 examples removed" in res.message, res.message
+    ros.wait_for(lambda: int(diag(ros)["examples"]) == n and diag(ros).get("teacher.eve.examples") == "0", 10,
+                 "eve's example gone")
+    assert float(diag(ros)["teacher.eve.trust"]) < 0.01 and guard["proc"].poll() is None
+
+
 def test_restart_reloads_what_was_taught(ros, guard, frames):
     ros.spin_for(0.5)
     classes = diag(ros)["classes"]
@@ -224,6 +262,8 @@ def test_restart_reloads_what_was_taught(ros, guard, frames):
     guard["proc"] = start_node("guard_node", {**GUARD, "model_path": str(guard["model"])}, guard["dir"] / "g2.log")
     wait_ready(ros, guard["proc"])
     ros.wait_for(lambda: diag(ros).get("classes") == classes, 20, "same classes after restart")
+    assert diag(ros).get("teacher.eve.examples") == "0"  # the teachers' records came back too
+    assert float(diag(ros)["teacher.eve.trust"]) < 0.01
     d = ros.frame_and_decision(frames[1][3].image, frames[1][3].roi)
     assert d["scores"]["duck"] == max(d["scores"].values())
 
@@ -290,7 +330,8 @@ def test_teacher_oracle_and_malicious(ros, tmp_path):
     for mode, flip in (("oracle", 0.0), ("malicious", 1.0)):
         for k in [k for k in ros.diag if "teacher_node" in k]:
             del ros.diag[k]
-        proc = start_node("teacher_node", {"mode": mode, "flip_fraction": flip}, tmp_path / f"{mode}.log")
+        proc = start_node("teacher_node", {"mode": mode, "flip_fraction": flip, "name": f"{mode}-1"},
+                          tmp_path / f"{mode}.log")
         try:
             ros.wait_for(lambda: q_pub.get_subscription_count() > 0 and gt_pub.get_subscription_count() > 0, 30,
                          "teacher subscribed")
@@ -307,6 +348,15 @@ def test_teacher_oracle_and_malicious(ros, tmp_path):
             q_pub.publish(String(data=json.dumps({"query_id": 5, "stamp": {"sec": 102, "nanosec": 0}})))
             ros.wait_for(lambda n=n: len(ros.msgs["teacher/feedback"]) > n, 15, f"{mode} answer")
             results[mode] = json.loads(ros.msgs["teacher/feedback"][-1])
+            n = len(ros.msgs["teacher/feedback"])  # a confirm question for another teacher is not answered
+            q_pub.publish(String(data=json.dumps({"query_id": 6, "stamp": {"sec": 102, "nanosec": 0},
+                                                  "reason": "confirm", "ask": "someone-else"})))
+            ros.spin_for(1.0)
+            assert len(ros.msgs["teacher/feedback"]) == n
+            q_pub.publish(String(data=json.dumps({"query_id": 7, "stamp": {"sec": 102, "nanosec": 0},
+                                                  "reason": "confirm", "ask": f"{mode}-1"})))
+            ros.wait_for(lambda n=n: len(ros.msgs["teacher/feedback"]) > n, 15, f"{mode} confirms")
+            assert json.loads(ros.msgs["teacher/feedback"][-1])["query_id"] == 7
             assert proc.poll() is None
             ros.wait_for(lambda: int(teacher_diag().get("rejected_inputs_total", 0)) >= 13, 10,
                          "hostile messages counted")
@@ -318,8 +368,9 @@ def test_teacher_oracle_and_malicious(ros, tmp_path):
         finally:
             stop(proc)
     ros.msgs["ground_truth"].clear()  # what this test published there, hostile text included
-    assert results["oracle"] == {"query_id": 5, "label": "mug"}
+    assert results["oracle"] == {"query_id": 5, "label": "mug", "teacher": "oracle-1"}
     assert results["malicious"]["query_id"] == 5 and results["malicious"]["label"] == "duck"
+    assert results["malicious"]["teacher"] == "malicious-1"
 
 
 def test_sim_camera_publishes_frames_roi_and_truth(ros, tmp_path):

@@ -157,6 +157,7 @@ def plot_teaching(res: TeachingEvalResult, out: Path) -> list[str]:
                 ax.plot(x, r["curve"], color=colors[i % len(colors)], marker="o" if r["screening"] == "on" else ".",
                         linestyle="-" if r["screening"] == "on" else ":",
                         label=f"{name} ({'screening' if r['screening'] == 'on' else 'no screening'})")
+    ax.set_xticks(np.arange(1, len(rows[0]["curve"]) + 1))
     ax.set_xlabel("teaching round (every object shown once per round)")
     ax.set_ylabel("held-out accuracy")
     ax.set_ylim(0, 1)

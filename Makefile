@@ -32,6 +32,7 @@ bench: $(VENV)/.installed   # about 15 minutes on a 2-core CPU (bench_attacks ti
 	$(PY) bench/bench_guard.py
 	$(PY) bench/bench_attacks.py
 	$(PY) bench/bench_journal.py
+	$(PY) bench/bench_screening.py
 	$(PY) bench/bench_startup.py
 
 clean:

@@ -186,13 +186,27 @@ class Recognizer:
         with self._lock:
             return np.zeros(0, np.int64) if self.classifier is None else self.classifier.example_ids_
 
-    def examples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Copies of the stored examples: features, class indices (into `classes`) and ids."""
+    def examples(self, copy: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stored examples: features, class indices (into `classes`) and ids.
+
+        `copy=False` returns views of the features and labels, valid until the next
+        update (at the paper's scale a copy is 46 MB: the teaching session reads
+        them under its own lock, which every update also holds).
+        """
         with self._lock:
             if self.classifier is None:
                 return np.zeros((0, self.extractor.dim), np.float32), np.zeros(0, np.int32), np.zeros(0, np.int64)
             X, y = self.classifier.examples_
-            return X.copy(), y.copy(), self.classifier.example_ids_
+            return (X.copy() if copy else X), (y.copy() if copy else y), self.classifier.example_ids_
+
+    def nearest(self, features, k: int) -> list[str]:
+        """The labels of the k stored examples nearest to one feature vector (feature space, Euclidean)."""
+        x = check_features(features, self.extractor.dim)[0]
+        with self._lock:
+            if self.classifier is None:
+                return []
+            names = self.classes
+            return [names[i] for i in self.classifier.nearest_(x, k)]
 
     def forget(self, ids) -> list[int]:
         """Remove these examples and re-solve (see `OneVsAllSVC.forget`); returns the ids removed.

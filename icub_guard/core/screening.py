@@ -155,25 +155,28 @@ class LabelScreen:
         return self.teachers[name]
 
     # ------------------------------------------------------------ evidence
-    def evidence(self, examples: tuple[np.ndarray, np.ndarray], classes: list[str], x: np.ndarray, label: str,
-                 scores: dict[str, float], thresholds: dict[str, float]) -> dict[str, float | None]:
-        """`knn` and `model` evidence against `label` for features `x`; None where there is none."""
-        X, y = examples
+    def evidence(self, neighbours: list[str], n_examples: int, n_label: int, classes: list[str], label: str,
+                 scores: dict[str, float]) -> dict[str, float | None]:
+        """`knn` and `model` evidence against `label`; None where there is none.
+
+        `neighbours`: the labels of the `k_for(n_label)` stored examples nearest
+        to the sample; `n_label`: how many examples `label` has; `scores`: the
+        model's scores for the sample.
+        """
         c = self.config
-        if label not in classes or len(X) < c.min_examples:
+        if label not in classes or n_examples < c.min_examples or not neighbours:
             return {"knn": None, "model": None}
-        names = np.asarray(classes, dtype=object)[y]
-        d = np.einsum("ij,ij->i", X, X) - 2.0 * (X @ x.reshape(-1).astype(np.float32))
-        # as many neighbours as the class could fill: a small class is not outvoted by its size alone
-        k = max(1, min(c.neighbours, int(np.sum(names == label))))
-        near = np.argpartition(d, k - 1)[:k]
-        knn = float(np.mean(names[near] != label))
+        knn = float(np.mean([n != label for n in neighbours]))
         model = 0.0
         if scores and label in scores and all(math.isfinite(v) for v in scores.values()):
             top = max(scores, key=scores.get)
             if top != label:  # by how much the model prefers another class (accepted or not)
                 model = float(np.clip((scores[top] - scores[label]) / c.margin_scale, 0.0, 1.0))
         return {"knn": knn, "model": model}
+
+    def k_for(self, n_label: int) -> int:
+        """As many neighbours as the class could fill: a small class is not outvoted by its size alone."""
+        return max(1, min(self.config.neighbours, n_label))
 
     def assess(self, teacher: str, evidence: dict[str, float | None], share_exceeded: bool = False,
                audit: bool = False) -> Verdict:

@@ -367,17 +367,19 @@ class TeachingSession:
             return self._screen(feats, label, check_teacher(teacher), last, "confirm")
 
     def _evidence(self, feats: np.ndarray, label: str) -> dict[str, float | None]:
-        X, y, _ = self.rec.examples()
         classes = self.rec.classes
-        scores: dict[str, float] = {}
-        if len(classes) >= 2:
-            scores = self.rec.classify_features(feats)[0].scores
-        return self.screen.evidence((X, y), classes, feats, label, scores, self.thresholds())
+        _, y, ids = self.rec.examples(copy=False)  # views: every update holds this session's lock too
+        n_label = int(np.sum(y == classes.index(label))) if label in classes else 0
+        if label not in classes or len(ids) < self.screen.config.min_examples:
+            return {"knn": None, "model": None}
+        neighbours = self.rec.nearest(feats, self.screen.k_for(n_label))
+        scores = self.rec.classify_features(feats)[0].scores if len(classes) >= 2 else {}
+        return self.screen.evidence(neighbours, len(ids), n_label, classes, label, scores)
 
     def _share_exceeded(self, teacher: str, label: str) -> bool:
         """Containment: would this label make `teacher` hold more than its share of the class?"""
         cfg = self.screen.config
-        _, y, ids = self.rec.examples()
+        _, y, ids = self.rec.examples(copy=False)
         taught = {p.teacher for i, p in self.provenance.items()}
         if len(taught | {teacher}) < 2 or label not in self.rec.classes:
             return False
@@ -389,9 +391,14 @@ class TeachingSession:
     def _screen(self, feats: np.ndarray, label: str, teacher: str, decision_id: int | None,
                 source: str) -> Outcome:
         label = check_label(label)
-        ev = self._evidence(feats, label)
-        audit = self.screen.config.audit_rate > 0 and self._audit_rng.random() < self.screen.config.audit_rate
-        verdict = self.screen.assess(teacher, ev, self._share_exceeded(teacher, label), audit)
+        cfg = self.screen.config
+        if cfg.enabled:
+            ev = self._evidence(feats, label)
+            share = self._share_exceeded(teacher, label)
+            audit = cfg.audit_rate > 0 and self._audit_rng.random() < cfg.audit_rate
+        else:  # nothing to weigh: the label is learned (and still attributed)
+            ev, share, audit = {"knn": None, "model": None}, False, False
+        verdict = self.screen.assess(teacher, ev, share, audit)
         record = self.screen.teacher(teacher)
         if verdict.action == "learn":
             report = self._learn(feats, label, source, teacher, decision_id)

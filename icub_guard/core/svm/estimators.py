@@ -234,6 +234,13 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         n = self._store.n
         return self._store.X[:n], self._store.label[:n]
 
+    def nearest_(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Class indices of the k stored examples nearest to x (squared norms are cached: one mat-vec)."""
+        n = self._store.n
+        d = self._store.sqn[:n] - 2.0 * (self._store.X[:n] @ x.reshape(-1).astype(np.float32))
+        k = min(k, n)
+        return self._store.label[:n][np.argpartition(d, k - 1)[:k]]
+
     def forget(self, ids) -> np.ndarray:
         """Remove the examples with these ids and re-solve warm; returns the ids removed.
 
@@ -489,6 +496,12 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
     def examples_(self) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self)
         return self.X_, self.label_
+
+    def nearest_(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Class indices of the k stored examples nearest to x."""
+        d = np.einsum("ij,ij->i", self.X_, self.X_) - 2.0 * (self.X_ @ x.reshape(-1).astype(np.float32))
+        k = min(k, len(d))
+        return self.label_[np.argpartition(d, k - 1)[:k]]
 
     def forget(self, ids) -> np.ndarray:
         """Remove the examples with these ids (an exact refit on the rest; empty classes dropped)."""

@@ -258,15 +258,23 @@ class GuardNode(GuardedNode):
         if self.autosave and self.model_path:
             self.saver.request()  # a snapshot in the background; the label itself is already in the journal
 
-    def on_confirm(self, req, resp):
+    def _core_call(self, resp, action, bad_input: str | None = None) -> tuple[bool, object]:
+        """A service's call into the core: a refusal (`InputError`, counted as `bad_input`) or a journal that
+        could not be written (`OSError`: not acknowledged) is the response's failure message."""
         try:
-            outcome = self.session.confirm()
+            return True, action()
         except InputError as exc:
+            if bad_input is not None:
+                self.health.reject(bad_input)
             resp.success, resp.message = False, str(exc)
-            return resp
         except OSError as exc:
             self._journal_failed(exc)
             resp.success, resp.message = False, f"not stored durably: {exc}"
+        return False, None
+
+    def on_confirm(self, req, resp):
+        ok, outcome = self._core_call(resp, self.session.confirm)
+        if not ok:
             return resp
         self._settled(outcome, "confirm")
         resp.success = outcome.action == "learned"
@@ -289,15 +297,8 @@ class GuardNode(GuardedNode):
         return self._forget(resp, lambda: self.session.forget_decision(int(text)), f"decision {text}")
 
     def _forget(self, resp, action, what: str):
-        try:
-            removed = action()
-        except InputError as exc:
-            self.health.reject("forget")
-            resp.success, resp.message = False, str(exc)
-            return resp
-        except OSError as exc:
-            self._journal_failed(exc)
-            resp.success, resp.message = False, f"not stored durably: {exc}"
+        ok, removed = self._core_call(resp, action, bad_input="forget")
+        if not ok:
             return resp
         self.get_logger().warning(f"forgot {what}: {len(removed)} examples removed, "
                                   f"{len(self.rec.classes)} classes left")

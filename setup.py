@@ -16,6 +16,7 @@ setup(
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml")),
     ],
+    package_data={"icub_guard.web": ["static/*"]},
     python_requires=">=3.11",
     # On a ROS install rclpy and the messages come from ROS itself (package.xml);
     # without one, `pip install .[ros]` brings the PyPI builds.
@@ -31,10 +32,11 @@ setup(
         "matplotlib",
         "tqdm",
         "PyYAML",
+        "aiohttp",
     ],
     extras_require={
         "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-std-srvs", "ros-diagnostic-msgs"],
-        "test": ["pytest", "ruff"],
+        "test": ["pytest", "ruff", "selenium"],
         # attack libraries for test/test_interop.py (see requirements-interop.txt for pins)
         "interop": ["torchattacks", "foolbox", "adversarial-robustness-toolbox"],
     },
@@ -48,6 +50,7 @@ setup(
             "icub-guard = icub_guard.cli:main",
             "guard_node = icub_guard.ros.guard_node:main",
             "teacher_node = icub_guard.ros.teacher_node:main",
+            "teacher_web_node = icub_guard.ros.teacher_web_node:main",
             "attack_node = icub_guard.ros.attack_node:main",
             "sim_camera_node = icub_guard.ros.sim_camera_node:main",
         ],

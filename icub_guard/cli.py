@@ -24,6 +24,7 @@ from .core.datasets import load_dataset
 from .core.errors import GuardError
 from .core.features import BACKBONES, FeatureExtractor, build_extractor
 from .core.svm import CLASSIFIERS
+from .topology import argument_choices
 
 log = logging.getLogger("icub_guard")
 
@@ -54,7 +55,8 @@ def cmd_demo(args) -> int:
         from .demo import print_summary, run_demo
 
         arguments = {"weights": args.weights, "input_size": args.input_size, "attack": args.attack, "eps": args.eps,
-                     "steps": args.attack_steps, "rate": args.rate, "mode": args.teacher}
+                     "steps": args.attack_steps, "rate": args.rate, "teacher": args.teacher,
+                     "web_port": args.web_port}
         summary = run_demo(arguments, args.duration, args.attack_fraction, args.quiet, args.workdir)
         print_summary(summary)
         if args.json:
@@ -81,8 +83,9 @@ def cmd_demo_in_process(args) -> int:
     guard = node_defaults("guard.yaml")
     args.weights = args.weights or guard["weights"]
     args.input_size = args.input_size or guard["input_size"]
-    if args.teacher == "interactive":
-        raise GuardError("the in-process demo has no interactive teacher: use the ROS demo or `icub-guard teach`")
+    if args.teacher in ("interactive", "web"):
+        raise GuardError(f"the in-process demo has no {args.teacher} teacher: use the ROS demo "
+                         "(`icub-guard demo --teacher web`) or `icub-guard teach`")
     teacher_cfg = node_defaults("teacher.yaml")
     teacher = make_teacher(args.teacher or teacher_cfg["mode"], teacher_cfg["correct_mistakes"],
                            teacher_cfg["flip_fraction"], args.seed)
@@ -236,8 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="attack d_max: norm of the change to the frame's ROI box (pixel values 0..255)")
     demo.add_argument("--attack-steps", type=int, help="gradient steps of iterative attacks")
     demo.add_argument("--rate", type=float, help="camera frames per second (default: config/sim_camera.yaml)")
-    demo.add_argument("--teacher", choices=["oracle", "malicious", "interactive"],
-                      help="who answers the robot (default: config/teacher.yaml)")
+    demo.add_argument("--teacher", choices=argument_choices()["teacher"],
+                      help="who answers the robot; web: the teacher page, its URL printed (default: config/demo.yaml)")
+    demo.add_argument("--web-port", type=int, help="the teacher page's port (default: config/teacher_web.yaml)")
     demo.add_argument("--workdir", help="where the model and the node logs go (default: a temp dir)")
     demo.add_argument("--in-process", action="store_true",
                       help="no ROS: the core teaching loop in one process (rounds over SimWorld objects)")

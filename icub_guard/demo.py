@@ -36,21 +36,25 @@ def run_demo(arguments: dict | None = None, duration: float | None = None, attac
     from .ros.watcher import Watcher
 
     settings = demo_settings()
-    duration = settings["duration"] if duration is None else duration
+    args = {k: v for k, v in (arguments or {}).items() if v is not None}
+    web = str(args.get("teacher", settings["teacher"])) == "web"
+    duration = settings["web_duration" if web else "duration"] if duration is None else duration
     attack_fraction = settings["attack_fraction"] if attack_fraction is None else attack_fraction
     env = ros_env()
     work = Path(workdir or tempfile.mkdtemp(prefix="icub_guard_demo_"))
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    args = {k: v for k, v in (arguments or {}).items() if v is not None}
     args.setdefault("model_path", str(work / Path(settings["model_path"]).name))
     attack = args.get("attack", "paper")
     print(f"icub_guard ROS 2 demo — ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, localhost DDS, logs in {logs}")
     procs = {}
-    for spec in demo_nodes(attack=attack_fraction > 0):
+    for spec in demo_nodes(attack=attack_fraction > 0, arguments=args):
         with open(logs / f"{spec.name}.log", "w") as log:
             procs[spec.name] = subprocess.Popen(spec_command(spec, args), env=env, stdout=log, stderr=subprocess.STDOUT)
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
+    if web:
+        print(f"open the teacher page: {page_url(logs / 'teacher_web_node.log')}  "
+              f"(the demo runs {duration:g} s; --duration to change, Ctrl-C to stop)")
     rclpy.init()
     w = Watcher()
     summary: dict = {}
@@ -93,6 +97,17 @@ def run_demo(arguments: dict | None = None, duration: float | None = None, attac
                 p.kill()
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def page_url(log: Path, timeout: float = 20.0) -> str:
+    """The teacher page's URL, as its node logs it at start (with the token when one was generated)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+            if "teacher page: " in line:
+                return line.split("teacher page: ", 1)[1].strip()
+        time.sleep(0.2)
+    return f"(not logged yet; see {log})"
 
 
 def print_summary(s: dict) -> None:

@@ -21,25 +21,43 @@ PACKAGE = "icub_guard"
 class NodeSpec:
     name: str  # node name, and executable (`ros2 run icub_guard <name>`, module icub_guard.ros.<name>)
     parameters_file: Path
-    arguments: tuple[str, ...] = ()  # launch arguments / CLI options that become parameters of this node
+    #: (parameter, launch argument) pairs: launch arguments / CLI options that become parameters of this node
+    arguments: tuple[tuple[str, str], ...] = ()
     remappings: dict[str, str] = field(default_factory=dict)
+    #: launch argument → the values for which this node runs (none: always)
+    when: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def executable(self) -> str:
         return self.name
 
     def argument_defaults(self) -> dict:
-        """Each argument's default: the demo's own (demo.yaml) or the node's parameter file."""
+        """Each launch argument's default: the demo's own (demo.yaml) or the node's parameter file."""
         demo, own = demo_settings(), node_defaults(self.parameters_file.name)
-        return {a: demo[a] if a in demo else own[a] for a in self.arguments}
+        return {arg: demo[arg] if arg in demo else own[param] for param, arg in self.arguments}
+
+    def runs_with(self, arguments: dict) -> bool:
+        """Whether this node is part of the demo for these launch-argument values (defaults where missing)."""
+        settings = demo_settings()
+        return all(str(arguments.get(a, settings.get(a))) in values for a, values in self.when.items())
 
 
 def demo_settings() -> dict:
     return dict(load("demo.yaml")["demo"])
 
 
-def demo_nodes(attack: bool) -> list[NodeSpec]:
-    """The nodes of the demo, with (`attack`) or without the man-in-the-middle attack node."""
+def _pairs(arguments) -> tuple[tuple[str, str], ...]:
+    if isinstance(arguments, dict):
+        return tuple((str(p), str(a)) for p, a in arguments.items())
+    return tuple((str(a), str(a)) for a in arguments or ())
+
+
+def demo_nodes(attack: bool, arguments: dict | None = None) -> list[NodeSpec]:
+    """The nodes of the demo, with (`attack`) or without the man-in-the-middle attack node.
+
+    With `arguments` (launch-argument values), only the nodes that run with them (`when`);
+    without, all of them (a launch file puts the condition on each).
+    """
     out = []
     for name, spec in load("demo.yaml")["nodes"].items():
         if spec.get("attack_only") and not attack:
@@ -47,7 +65,19 @@ def demo_nodes(attack: bool) -> list[NodeSpec]:
         remaps = dict(spec.get("remappings") or {})
         if not attack:
             remaps.update(spec.get("without_attack") or {})
-        out.append(NodeSpec(name, config_file(spec["parameters"]), tuple(spec.get("arguments") or ()), remaps))
+        when = {str(k): tuple(str(v) for v in vs) for k, vs in (spec.get("when") or {}).items()}
+        node = NodeSpec(name, config_file(spec["parameters"]), _pairs(spec.get("arguments")), remaps, when)
+        if arguments is None or node.runs_with(arguments):
+            out.append(node)
+    return out
+
+
+def argument_choices() -> dict[str, list[str]]:
+    """The values a launch argument may take where nodes are chosen by it (e.g. `teacher`)."""
+    out: dict[str, list[str]] = {}
+    for spec in demo_nodes(attack=True):
+        for arg, values in spec.when.items():
+            out.setdefault(arg, []).extend(v for v in values if v not in out.get(arg, []))
     return out
 
 
@@ -73,5 +103,6 @@ def node_command(name: str, parameters_file: Path | None = None, params: dict | 
 
 def spec_command(spec: NodeSpec, arguments: dict, extra_params: dict | None = None) -> list[str]:
     """The command for one node of the topology, with values for its arguments (defaults where missing)."""
-    values = {**spec.argument_defaults(), **{k: v for k, v in arguments.items() if k in spec.arguments}}
-    return node_command(spec.name, spec.parameters_file, {**values, **(extra_params or {})}, spec.remappings)
+    values = {**spec.argument_defaults(), **{k: v for k, v in arguments.items() if v is not None}}
+    params = {param: values[arg] for param, arg in spec.arguments}
+    return node_command(spec.name, spec.parameters_file, {**params, **(extra_params or {})}, spec.remappings)

@@ -6,20 +6,31 @@ from pathlib import Path
 import pytest
 
 from icub_guard.defaults import config_dir, load, node_defaults
-from icub_guard.topology import demo_nodes, demo_settings, node_command, spec_command
+from icub_guard.topology import argument_choices, demo_nodes, demo_settings, node_command, spec_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_attack_node_sits_between_camera_and_guard_only_in_the_attack_demo():
-    plain = {s.name: s for s in demo_nodes(attack=False)}
-    attack = {s.name: s for s in demo_nodes(attack=True)}
+    plain = {s.name: s for s in demo_nodes(attack=False, arguments={})}
+    attack = {s.name: s for s in demo_nodes(attack=True, arguments={})}
     assert set(plain) == {"sim_camera_node", "guard_node", "teacher_node"}
     assert set(attack) == set(plain) | {"attack_node"}
     camera_out = attack["sim_camera_node"].remappings["image"]
     assert plain["guard_node"].remappings["image"] == camera_out  # the guard watches the camera itself
     assert attack["attack_node"].remappings["image_in"] == camera_out
     assert attack["guard_node"].remappings["image"] == attack["attack_node"].remappings["image_out"] != camera_out
+
+
+def test_teacher_web_starts_the_page_instead_of_the_teacher_node():
+    web = {s.name: s for s in demo_nodes(attack=False, arguments={"teacher": "web", "web_port": 8123})}
+    assert set(web) == {"sim_camera_node", "guard_node", "teacher_web_node"}
+    cmd = spec_command(web["teacher_web_node"], {"teacher": "web", "web_port": 8123})
+    assert "port:=8123" in cmd and not any(c.startswith("teacher:=") for c in cmd)
+    mal = {s.name: s for s in demo_nodes(attack=False, arguments={"teacher": "malicious"})}
+    assert 'mode:="malicious"' in spec_command(mal["teacher_node"], {"teacher": "malicious"})
+    assert argument_choices()["teacher"] == ["oracle", "malicious", "strategic", "interactive", "web"]
+    assert not demo_nodes(attack=False, arguments={"teacher": "nobody"})[-1].name.startswith("teacher")
 
 
 def test_every_argument_has_a_default_and_a_description():
@@ -52,7 +63,8 @@ def test_launch_files_read_the_topology_and_restate_nothing():
 
 
 @pytest.mark.parametrize("node,module", [("guard.yaml", "guard_node"), ("teacher.yaml", "teacher_node"),
-                                         ("sim_camera.yaml", "sim_camera_node"), ("attack.yaml", "attack_node")])
+                                         ("sim_camera.yaml", "sim_camera_node"), ("attack.yaml", "attack_node"),
+                                         ("teacher_web.yaml", "teacher_web_node")])
 def test_nodes_declare_exactly_their_config_files_parameters(node, module):
     """Every parameter a node declares has its default in its YAML file, and the file holds nothing else."""
     src = (ROOT / "icub_guard" / "ros" / f"{module}.py").read_text()

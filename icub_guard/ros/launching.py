@@ -6,7 +6,7 @@ Imported only by the launch files (launch and launch_ros come with a ROS install
 from __future__ import annotations
 
 from ..defaults import load
-from ..topology import PACKAGE, demo_nodes
+from ..topology import PACKAGE, argument_choices, demo_nodes, demo_settings
 
 
 def _text(v) -> str:
@@ -14,22 +14,25 @@ def _text(v) -> str:
 
 
 def demo_launch_description(attack: bool):
-    from launch import LaunchDescription
+    from launch import Condition, LaunchDescription
     from launch.actions import DeclareLaunchArgument
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
     nodes = demo_nodes(attack)
     described = load("demo.yaml")["arguments"]
-    defaults: dict = {}
+    defaults: dict = {arg: value for arg, value in demo_settings().items() if arg in described}
     for spec in nodes:
         for name, value in spec.argument_defaults().items():
             defaults.setdefault(name, value)
-    actions = [DeclareLaunchArgument(name, default_value=_text(value), description=described[name])
+    choices = argument_choices()
+    actions = [DeclareLaunchArgument(name, default_value=_text(value), description=described[name],
+                                     **({"choices": choices[name]} if name in choices else {}))
                for name, value in defaults.items()]
     for spec in nodes:
+        runs = Condition(predicate=lambda ctx, s=spec: s.runs_with(ctx.launch_configurations)) if spec.when else None
         actions.append(Node(package=PACKAGE, executable=spec.executable, name=spec.name,
                             parameters=[str(spec.parameters_file),
-                                        {a: LaunchConfiguration(a) for a in spec.arguments}],
-                            remappings=list(spec.remappings.items()), output="screen"))
+                                        {param: LaunchConfiguration(arg) for param, arg in spec.arguments}],
+                            remappings=list(spec.remappings.items()), output="screen", condition=runs))
     return LaunchDescription(actions)

@@ -1,0 +1,206 @@
+"""teacher_web_node: the teacher page — the robot's view, its questions and its learning, in a browser.
+
+Subscribes  debug_image (Image: the camera view with the guard's decision drawn on it), decision, teacher/query
+            (String, JSON), teacher/query_image (Image: the crop a question is about), teacher/feedback (every
+            teacher's labels, for the page's history), /diagnostics (the guard's learning state and counts)
+Publishes   teacher/feedback (String, JSON {"query_id"|"decision_id": n, "label": s, "teacher": name}),
+            /diagnostics (pages connected, labels sent, refused requests)
+Calls       <guard>/set_learning (SetBool), <guard>/save_model (Trigger)
+
+Serves the page (`icub_guard/web`) on http://host:port/ — 127.0.0.1 by default; bound anywhere else it
+requires an access token, generated and logged at start unless the `token` parameter sets one. The
+server runs in its own thread; this node only converts messages (`web.hub` holds the page's state).
+Imports no torch: it starts in about a second, beside the guard, in its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+import time
+
+import cv2
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from ..core import jsonio
+from ..core.errors import InputError
+from ..core.validation import check_teacher
+from ..web.hub import TeacherHub
+from ..web.server import ServerConfig, ServerThread, TeacherPage
+from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
+from .convert import image_to_rgb
+
+
+class TeacherWebNode(GuardedNode):
+    def __init__(self, **kwargs):
+        super().__init__("teacher_web_node", **kwargs)
+        p = Parameters(self, "teacher_web.yaml")
+        cfg = ServerConfig(
+            host=p("host", "address to serve on; anything but the loopback requires a token", read_only=True),
+            port=p("port", "TCP port (0: any free port)", read_only=True, lo=0, hi=65535),
+            token=p("token", "access token; empty: none on the loopback, generated elsewhere", read_only=True),
+            max_message_bytes=p("max_message_bytes", "largest message a page may send", read_only=True,
+                                lo=64, hi=1 << 20),
+            rate=p("rate_limit", "labels and actions a second per page", read_only=True, lo=0.1, hi=1000.0),
+            burst=p("rate_burst", "burst of labels and actions per page", read_only=True, lo=1, hi=10000),
+            default_teacher=check_teacher(p("name", "teacher name the page starts with", read_only=True)),
+        ).with_token()
+        self.frame_period = 1.0 / p("frame_max_fps", "most frames a second sent to a page", lo=0.1, hi=60.0)
+        self.jpeg_quality = p("jpeg_quality", "JPEG quality of the live view", lo=10, hi=100)
+        self.service_timeout = p("service_timeout", "seconds to wait for the guard's services", lo=0.1, hi=60.0)
+        guard = p("guard", "the guard node whose services the page calls", read_only=True).rstrip("/")
+        self.guard_status = f"{guard.rsplit('/', 1)[-1]}: recognition"  # its /diagnostics status name
+        self.add_post_set_parameters_callback(self._apply)
+
+        self.hub = TeacherHub()
+        self.page = TeacherPage(self.hub, self, cfg)
+        self.server = ServerThread(self.page)
+        try:
+            port = self.server.start()
+        except OSError as exc:  # a start-up configuration error: the address is taken or not ours
+            raise ValueError(f"cannot serve the teacher page on {cfg.host}:{cfg.port}: {exc}") from exc
+        self.url = cfg.url(port)
+        self.last_frame = 0.0
+
+        self.pub = self.create_publisher(String, "teacher/feedback", FEEDBACK_QOS)
+        self.learning_client = self.create_client(SetBool, f"{guard}/set_learning")
+        self.save_client = self.create_client(Trigger, f"{guard}/save_model")
+        self.create_subscription(Image, "debug_image", self.on_frame, FRAME_QOS)
+        self.create_subscription(String, "decision", self.on_decision, EVENT_QOS)
+        self.create_subscription(String, "teacher/query", self.on_query, EVENT_QOS)
+        self.create_subscription(Image, "teacher/query_image", self.on_query_image, EVENT_QOS)
+        self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, EVENT_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
+        self.create_timer(1.0, self.publish_diagnostics)
+        self.create_timer(5.0, lambda: self.server.call(self.hub.expire))
+        self.get_logger().info(f"teacher page: {self.url}")
+
+    def _apply(self, params) -> None:
+        for prm in params:
+            if prm.name == "frame_max_fps":
+                self.frame_period = 1.0 / prm.value
+            elif prm.name in ("jpeg_quality", "service_timeout"):
+                setattr(self, prm.name, prm.value)
+
+    def destroy_node(self):
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.stop()
+        return super().destroy_node()
+
+    # ---------------------------------------------------------- from ROS
+    def _rejected(self, where: str, exc: Exception) -> None:
+        self.health.reject(where)
+        self.get_logger().warning(f"ignored malformed {where}: {exc}", throttle_duration_sec=5.0)
+
+    def _jpeg(self, msg: Image) -> bytes:
+        rgb = image_to_rgb(msg)
+        ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(self.jpeg_quality)])
+        if not ok:
+            raise InputError("JPEG encoding failed")
+        return buf.tobytes()
+
+    def on_frame(self, msg: Image) -> None:
+        now = time.monotonic()
+        if not self.hub.wanted or now - self.last_frame < self.frame_period:
+            return  # nobody watching, or faster than the page is served: not even decoded
+        try:
+            jpeg = self._jpeg(msg)
+        except InputError as exc:
+            self._rejected("debug_image", exc)
+            return
+        self.last_frame = now
+        self.health.frame(1e3 * (time.monotonic() - now))
+        self.server.call(self.hub.on_frame, jpeg)
+
+    def _json(self, where: str, msg: String) -> dict | None:
+        try:
+            body = jsonio.loads(msg.data)
+            if not isinstance(body, dict):
+                raise InputError("not a JSON object")
+            return body
+        except InputError as exc:
+            self._rejected(where, exc)
+            return None
+
+    def on_decision(self, msg: String) -> None:
+        d = self._json("decision", msg)
+        if d is not None:
+            self.server.call(self.hub.on_decision, d)
+
+    def on_query(self, msg: String) -> None:
+        q = self._json("query", msg)
+        if q is None:
+            return
+        if not isinstance(q.get("query_id"), int):
+            self._rejected("query", InputError("no whole-number query_id"))
+            return
+        self.server.call(self.hub.on_query, q)
+
+    def on_query_image(self, msg: Image) -> None:
+        try:
+            url = "data:image/jpeg;base64," + base64.b64encode(self._jpeg(msg)).decode()
+        except InputError as exc:
+            self._rejected("query_image", exc)
+            return
+        stamp = {"sec": int(msg.header.stamp.sec), "nanosec": int(msg.header.stamp.nanosec)}
+        self.server.call(self.hub.on_crop, stamp, url)
+
+    def on_feedback(self, msg: String) -> None:
+        try:
+            fb = jsonio.loads(msg.data)
+        except InputError:
+            fb = None  # a plain-string label (or junk): nothing the page can attribute to a question
+        if isinstance(fb, dict):
+            self.server.call(self.hub.on_feedback, fb)
+
+    def on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            if st.name == self.guard_status:
+                self.server.call(self.hub.on_status, {kv.key: kv.value for kv in st.values})
+
+    # ------------------------------------------------ the page's requests (server thread)
+    def send_feedback(self, body: dict) -> None:
+        self.pub.publish(json_msg(body))
+
+    async def set_learning(self, on: bool) -> tuple[bool, str]:
+        return await self._call(self.learning_client, SetBool.Request(data=bool(on)))
+
+    async def save(self) -> tuple[bool, str]:
+        return await self._call(self.save_client, Trigger.Request())
+
+    async def _call(self, client, request) -> tuple[bool, str]:
+        """A guard service, awaited in the server's loop (the response arrives on ROS's executor thread)."""
+        if not client.service_is_ready():
+            return False, f"{client.srv_name} is not available: is the guard running?"
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+
+        def finished(fut) -> None:
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(fut.result()))
+
+        client.call_async(request).add_done_callback(finished)
+        try:
+            res = await asyncio.wait_for(done, self.service_timeout)
+        except TimeoutError:
+            return False, f"{client.srv_name} did not answer within {self.service_timeout:g} s"
+        return bool(res.success), str(res.message)
+
+    def publish_diagnostics(self) -> None:
+        address = self.url.split("?")[0]  # never the token
+        self.pub_diag.publish(self.diagnostics("page", address, DiagnosticStatus.OK, address,
+                                               {"pages": len(self.hub.clients), **self.page.stats}))
+
+
+def main(args=None) -> int:
+    """The process entry point (`ros2 run icub_guard teacher_web_node`): runs the node, then ends the process."""
+    exit_process(run_node(TeacherWebNode, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The teacher page: a browser front end for teaching the robot (served by `ros.teacher_web_node`)."""

@@ -17,6 +17,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import rclpy
+
+from ros_harness import Harness, start_node, stop
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make test-browser)")
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
@@ -25,13 +28,9 @@ if CHROMIUM is None or DRIVER is None:
     pytest.skip("no Chromium/chromedriver here: `make test-browser` installs Debian's chromium and chromium-driver",
                 allow_module_level=True)
 
-import rclpy
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
-
-from ros_harness import Harness, start_node, stop
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402 (after the skip)
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 TOKEN = "browser-test-token"
 GUARD = {"weights": "random", "input_size": 64, "crop_size": 48, "query_rate_limit": 2.0, "device": "cpu",

@@ -9,7 +9,6 @@ The tests run in file order on one set of processes (a module fixture), as a tea
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 import urllib.error
@@ -18,19 +17,17 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from browser import INSTALL_HINT, chromium, find_chromium
 
 from ros_harness import Harness, start_node, stop
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make test-browser)")
-CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-DRIVER = shutil.which("chromedriver")
-if CHROMIUM is None or DRIVER is None:
-    pytest.skip("no Chromium/chromedriver here: `make test-browser` installs Debian's chromium and chromium-driver",
-                allow_module_level=True)
+pytest.importorskip("selenium", reason=f"selenium is not installed: {INSTALL_HINT}")
+if None in find_chromium():
+    pytest.skip(f"no Chromium/chromedriver here: {INSTALL_HINT}", allow_module_level=True)
 
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402 (after the skip)
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # after the skip: selenium may be absent
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 TOKEN = "browser-test-token"
 GUARD = {"weights": "random", "input_size": 64, "crop_size": 48, "query_rate_limit": 2.0, "device": "cpu",
@@ -41,16 +38,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def chromium(tmp: Path):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1360,900", f"--user-data-dir={tmp / 'profile'}"):
-        opts.add_argument(flag)
-    return webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +56,7 @@ def robot(tmp_path_factory):
         ros.wait_for(lambda: "guard_node: recognition" in ros.diag or any(p.poll() is not None for p in procs.values()),
                      90, "the guard's diagnostics")
         assert all(p.poll() is None for p in procs.values()), f"a node exited; logs in {d}"
-        driver = chromium(d)
+        driver = chromium(d / "profile")
         yield {"ros": ros, "driver": driver, "url": f"http://127.0.0.1:{port}/", "procs": procs, "dir": d,
                "web": web}
     finally:

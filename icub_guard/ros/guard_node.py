@@ -194,8 +194,7 @@ class GuardNode(GuardedNode):
             self.health.counts["internal_errors"] += 1
             self.get_logger().error(f"recognition failed: {exc!r}", throttle_duration_sec=1.0)
             return
-        latency = 1e3 * (time.perf_counter() - t0)
-        self.health.frame(latency)
+        latency = 1e3 * (time.perf_counter() - t0)  # recognition: the decision's latency_ms
         stamp = {"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}
         self.crops[step.decision_id] = (crop, msg.header.stamp, msg.header.frame_id)  # for questions asked later
         while len(self.crops) > self.session.config.max_pending:
@@ -210,6 +209,7 @@ class GuardNode(GuardedNode):
         if self.publish_debug and self.pub_debug.get_subscription_count() > 0:
             self.pub_debug.publish(rgb_to_image(self._draw(rgb, r.as_tuple(), d), msg.header.stamp,
                                                 msg.header.frame_id))
+        self.health.frame(1e3 * (time.perf_counter() - t0))  # /diagnostics: the whole frame, publishing included
 
     def on_feedback(self, msg: String) -> None:
         try:

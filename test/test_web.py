@@ -145,6 +145,7 @@ class FakeRobot:
     def __init__(self):
         self.sent: list[dict] = []
         self.learning: list[bool] = []
+        self.forgotten: list[int] = []
 
     def send_feedback(self, body: dict) -> None:
         self.sent.append(body)
@@ -155,6 +156,10 @@ class FakeRobot:
 
     async def save(self):
         return False, "nothing learned yet"
+
+    async def forget(self, decision_id: int):
+        self.forgotten.append(decision_id)
+        return (True, "forgot 1 example") if decision_id != 13 else (False, "nothing was learned from decision 13")
 
 
 def serve(test, **cfg):
@@ -286,3 +291,23 @@ def test_a_page_gets_frames_one_at_a_time():
         assert msg.data == b"\xff\xd8two"
         await ws.close()
     serve(t)
+
+
+def test_a_correction_forgets_a_wrong_taught_label_first_and_old_decisions_are_refused():
+    async def t(client, robot, page):
+        ws = await client.ws_connect("/ws")
+        page.hub.on_decision({"id": 100, "label": "unknown", "accepted": False, "scores": {}})
+        fix = {"type": "correct", "label": "duck", "teacher": "ana"}
+        await ws.send_str(json.dumps({**fix, "decision_id": 90, "forget": True}))
+        assert "forgot 1 example" in (await receive_until(ws, "result"))["message"]
+        assert robot.forgotten == [90] and robot.sent == [{"decision_id": 90, "label": "duck", "teacher": "ana"}]
+        await ws.send_str(json.dumps({**fix, "decision_id": 13, "forget": True}))
+        assert "too old to correct" in (await receive_until(ws, "error"))["message"]  # 100 - 13 >= 64
+        page.hub.on_decision({"id": 40, "label": "unknown", "accepted": False, "scores": {}})
+        await ws.send_str(json.dumps({**fix, "decision_id": 13, "forget": True}))
+        assert "nothing was learned" in (await receive_until(ws, "error"))["message"]
+        await ws.send_str(json.dumps({**fix, "decision_id": 41}))  # a decision the guard has not made
+        assert "too old" in (await receive_until(ws, "error"))["message"]
+        assert robot.forgotten == [90, 13] and len(robot.sent) == 1
+        await ws.close()
+    serve(t, burst=10)

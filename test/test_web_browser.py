@@ -21,6 +21,10 @@ from browser import INSTALL_HINT, chromium, find_chromium
 
 from ros_harness import Harness, start_node, stop
 
+if os.environ.get("ICUB_GUARD_REQUIRE_BROWSER"):  # make test-browser: a skip would be a silent pass
+    import selenium  # noqa: F401
+
+    assert None not in find_chromium(), f"no Chromium/chromedriver: {INSTALL_HINT}"
 pytest.importorskip("selenium", reason=f"selenium is not installed: {INSTALL_HINT}")
 if None in find_chromium():
     pytest.skip(f"no Chromium/chromedriver here: {INSTALL_HINT}", allow_module_level=True)
@@ -28,6 +32,7 @@ if None in find_chromium():
 from selenium.common.exceptions import StaleElementReferenceException  # after the skip: selenium may be absent
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 TOKEN = "browser-test-token"
 GUARD = {"weights": "random", "input_size": 64, "crop_size": 48, "query_rate_limit": 2.0, "device": "cpu",
@@ -141,6 +146,23 @@ def test_clicking_a_class_button_and_pressing_a_digit_answer_questions(robot):
     open_question(r, with_buttons=True)
     drv.find_element(By.TAG_NAME, "body").send_keys("1")
     wait(r, lambda: guard_count(r, "learned") == learned + 2, 30, "the label of digit 1 to be learned")
+
+
+def test_that_was_wrong_forgets_a_taught_label_and_teaches_the_right_one(robot):
+    r, drv = robot, robot["driver"]
+    learned, forgotten = guard_count(r, "learned"), guard_count(r, "forgotten")
+    entry = next(li for li in drv.find_elements(By.CSS_SELECTOR, "#history li") if "taught by browser-ana" in li.text)
+    entry.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(drv, 5).until(lambda d: d.switch_to.alert)
+    alert = drv.switch_to.alert
+    assert "was taught “red cube”" in alert.text
+    alert.send_keys("blue ball")
+    alert.accept()
+    wait(r, lambda: guard_count(r, "forgotten") == forgotten + 1 and guard_count(r, "learned") == learned + 1, 30,
+         "the guard to forget the wrong label and learn the right one")
+    wait(r, lambda: guard_count(r, "classes") == 2, 10, "the corrected class")
+    wait(r, lambda: "blue ball — taught by browser-ana" in drv.find_element(By.ID, "history").text, 10,
+         "the correction in the history")
 
 
 def test_an_overlong_label_shows_an_error_and_teaches_nothing(robot):

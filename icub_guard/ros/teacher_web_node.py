@@ -5,7 +5,8 @@ Subscribes  debug_image (Image: the camera view with the guard's decision drawn 
             teacher's labels, for the page's history), /diagnostics (the guard's learning state and counts)
 Publishes   teacher/feedback (String, JSON {"query_id"|"decision_id": n, "label": s, "teacher": name}),
             /diagnostics (pages connected, labels sent, refused requests)
-Calls       <guard>/set_learning (SetBool), <guard>/save_model (Trigger)
+Calls       <guard>/set_learning (SetBool), <guard>/save_model (Trigger), <guard>/forget (AddDiagnostics: a
+            taught label the page says was wrong is forgotten before its correction is sent)
 
 Serves the page (`icub_guard/web`) on http://host:port/ — 127.0.0.1 by default; bound anywhere else it
 requires an access token, generated and logged at start unless the `token` parameter sets one. The
@@ -22,6 +23,7 @@ import time
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.srv import AddDiagnostics
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
@@ -69,6 +71,7 @@ class TeacherWebNode(GuardedNode):
         self.pub = self.create_publisher(String, "teacher/feedback", FEEDBACK_QOS)
         self.learning_client = self.create_client(SetBool, f"{guard}/set_learning")
         self.save_client = self.create_client(Trigger, f"{guard}/save_model")
+        self.forget_client = self.create_client(AddDiagnostics, f"{guard}/forget")
         self.create_subscription(Image, "debug_image", self.on_frame, FRAME_QOS)
         self.create_subscription(String, "decision", self.on_decision, EVENT_QOS)
         self.create_subscription(String, "teacher/query", self.on_query, EVENT_QOS)
@@ -173,6 +176,9 @@ class TeacherWebNode(GuardedNode):
 
     async def save(self) -> tuple[bool, str]:
         return await self._call(self.save_client, Trigger.Request())
+
+    async def forget(self, decision_id: int) -> tuple[bool, str]:
+        return await self._call(self.forget_client, AddDiagnostics.Request(load_namespace=str(int(decision_id))))
 
     async def _call(self, client, request) -> tuple[bool, str]:
         """A guard service, awaited in the server's loop (the response arrives on ROS's executor thread)."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..core import jsonio
 from ..core.errors import InputError
+from ..core.session import SessionConfig
 from ..core.validation import check_label, check_teacher
 
 PROTOCOL = "icub_guard/teacher-page@1"
@@ -35,6 +36,7 @@ class HubLimits:
     history: int = 20  # last labels and decisions listed
     crops: int = 64  # question crops held until their question arrives (matched by frame stamp)
     queue: int = 256  # events waiting for one slow page; beyond this the page is re-sent a snapshot
+    decisions_kept: int = SessionConfig.max_pending  # the guard takes corrections of its last this many decisions
 
     def __post_init__(self) -> None:
         for name in ("questions", "history", "crops", "queue"):
@@ -47,12 +49,14 @@ class HubLimits:
 # --------------------------------------------------------------- commands from a page
 @dataclass(frozen=True)
 class Answer:
-    """A label for one of the robot's questions (`query_id`) or a correction of a decision (`decision_id`)."""
+    """A label for one of the robot's questions (`query_id`) or a correction of a decision (`decision_id`;
+    with `forget`, the label learned from that decision is forgotten first: a taught label that was wrong)."""
 
     label: str
     teacher: str
     query_id: int | None = None
     decision_id: int | None = None
+    forget: bool = False
 
     def feedback(self) -> dict:
         """The guard's feedback JSON (`teacher/feedback`)."""
@@ -107,7 +111,8 @@ def parse_command(text: str | bytes, max_bytes: int) -> Command:
         teacher = check_teacher(jsonio.get(body, "teacher", str))
         if kind == "answer":
             return Answer(label, teacher, query_id=_id(body, "query_id"))
-        return Answer(label, teacher, decision_id=_id(body, "decision_id"))
+        forget = jsonio.get(body, "forget", bool, required=False) or False
+        return Answer(label, teacher, decision_id=_id(body, "decision_id"), forget=forget)
     raise InputError(f"unknown message type {kind[:32]!r}; expected answer, correct, learning, save or ack")
 
 
@@ -205,6 +210,11 @@ class TeacherHub:
         for c in self.clients:
             if c.acked:
                 c.wake()
+
+    def correctable(self, decision_id: int) -> bool:
+        """Whether the guard still holds this decision (it keeps the last `decisions_kept`) to correct it."""
+        last = self.decision.get("id") if self.decision else None
+        return isinstance(last, int) and 0 <= last - decision_id < self.limits.decisions_kept
 
     def on_decision(self, d: dict) -> None:
         """A guard decision (icub_guard/decision@1): the newest is shown; label changes go to the history."""

@@ -96,6 +96,8 @@ class Robot(Protocol):
 
     def save(self) -> Awaitable[tuple[bool, str]]: ...
 
+    def forget(self, decision_id: int) -> Awaitable[tuple[bool, str]]: ...
+
 
 def _page_files() -> dict[str, tuple[bytes, str]]:
     root = resources.files(__package__) / "static"
@@ -205,13 +207,27 @@ class TeacherPage:
                                    f"{self.cfg.rate:g} actions a second; wait a moment"})
             return
         if isinstance(cmd, Answer):
-            self.robot.send_feedback(cmd.feedback())
-            self.stats["labels_sent"] += 1
-            what = f"question {cmd.query_id}" if cmd.query_id is not None else f"decision {cmd.decision_id}"
-            self.hub.tell(client, {"type": "result", "ok": True, "message": f"sent {cmd.label!r} for {what}"})
+            await self._answer(client, cmd)
             return
         ok, text = await (self.robot.set_learning(cmd.on) if isinstance(cmd, SetLearning) else self.robot.save())
         self.hub.tell(client, {"type": "result", "ok": ok, "message": text})
+
+    async def _answer(self, client, cmd: Answer) -> None:
+        if cmd.decision_id is not None and not self.hub.correctable(cmd.decision_id):
+            self.hub.tell(client, {"type": "error", "message": f"decision {cmd.decision_id} is too old to correct: "
+                                   f"the guard keeps its last {self.hub.limits.decisions_kept} decisions"})
+            return
+        note = ""
+        if cmd.forget:  # a label taught from that decision was wrong: take it back first
+            ok, text = await self.robot.forget(cmd.decision_id)
+            if not ok:
+                self.hub.tell(client, {"type": "error", "message": f"not corrected: {text}"})
+                return
+            note = f" ({text})"
+        self.robot.send_feedback(cmd.feedback())
+        self.stats["labels_sent"] += 1
+        what = f"question {cmd.query_id}" if cmd.query_id is not None else f"decision {cmd.decision_id}"
+        self.hub.tell(client, {"type": "result", "ok": True, "message": f"sent {cmd.label!r} for {what}{note}"})
 
     async def _send_loop(self, ws: web.WebSocketResponse, client, wake: asyncio.Event) -> None:
         try:

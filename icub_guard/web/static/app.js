@@ -34,10 +34,10 @@ function answer(queryId, label) {
   send({ type: "answer", query_id: queryId, label: label, teacher: teacher() });
 }
 
-function correct(decisionId, label) {
+function correct(decisionId, label, forget) {
   label = label.trim();
   if (!label) { say("type the right label first", false); return; }
-  send({ type: "correct", decision_id: decisionId, label: label, teacher: teacher() });
+  send({ type: "correct", decision_id: decisionId, label: label, teacher: teacher(), forget: Boolean(forget) });
 }
 
 // ------------------------------------------------------------------ connection
@@ -222,7 +222,7 @@ function addHistory(e) {
     const b = document.createElement("button");
     b.type = "button";
     b.textContent = "that was wrong";
-    b.onclick = () => startCorrection(e.decision_id, e.label);
+    b.onclick = () => startCorrection(e.decision_id, e.label, e.kind === "label");
     li.appendChild(b);
   }
   $("history").prepend(li);
@@ -230,9 +230,12 @@ function addHistory(e) {
 }
 
 // ------------------------------------------------------------------ corrections
-function startCorrection(decisionId, label) {
-  const input = window.prompt(`Decision ${decisionId} said “${label}”. What is it really?`, "");
-  if (input !== null) correct(decisionId, input);
+// a robot's decision is corrected by teaching the right label for it; a label a teacher gave is
+// forgotten first (the guard's ~/forget), then the right one is taught
+function startCorrection(decisionId, label, taught) {
+  const what = taught ? `was taught “${label}”` : `said “${label}”`;
+  const input = window.prompt(`Decision ${decisionId} ${what}. What is it really?`, "");
+  if (input !== null) correct(decisionId, input, taught);
 }
 
 // ------------------------------------------------------------------ controls

@@ -34,3 +34,34 @@ def test_bad_configuration_is_a_clear_error(capsys, tmp_path):
     assert main(["train", "--weights", "/no/such/file.pth", "--out", str(tmp_path / "x.npz")]) == 2
     assert "weights must be" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_demo_with_the_web_teacher_serves_the_page_and_prints_its_url(tmp_path, capsys):
+    """`icub-guard demo --teacher web`: the page instead of the oracle, its URL printed, the page served."""
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pages: list[str] = []
+
+    def fetch():
+        end = time.monotonic() + 120
+        while time.monotonic() < end and not pages:
+            try:
+                pages.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode())
+            except OSError:
+                time.sleep(0.5)
+
+    t = threading.Thread(target=fetch, daemon=True)
+    t.start()
+    assert main(["-q", "demo", *SMALL[:4], "--teacher", "web", "--web-port", str(port), "--duration", "3",
+                 "--attack-fraction", "0", "--workdir", str(tmp_path)]) == 0
+    t.join(5)
+    assert f"open the teacher page: http://127.0.0.1:{port}/" in capsys.readouterr().out
+    assert pages and "icub_guard teacher" in pages[0]
+    logs = {p.name for p in (tmp_path / "logs").iterdir()}
+    assert "teacher_web_node.log" in logs and "teacher_node.log" not in logs

@@ -177,13 +177,17 @@ def test_an_overlong_label_shows_an_error_and_teaches_nothing(robot):
     assert guard_count(r, "learned") == learned
 
 
-def test_the_learning_switch_calls_the_guard(robot):
+def test_the_learning_switch_and_save_call_the_guard(robot):
     r, drv = robot, robot["driver"]
     drv.find_element(By.ID, "learning").click()
     wait(r, lambda: r["ros"].diag["guard_node: recognition"]["learning"] == "False", 15, "learning off")
     wait(r, lambda: drv.find_element(By.ID, "learning").text == "learning: off", 10, "the switch to show off")
     drv.find_element(By.ID, "learning").click()
     wait(r, lambda: r["ros"].diag["guard_node: recognition"]["learning"] == "True", 15, "learning on")
+    drv.find_element(By.ID, "save").click()
+    msg = drv.find_element(By.ID, "message")
+    wait(r, lambda: msg.is_displayed() and msg.text.startswith("saved ") and "model.npz" in msg.text, 15,
+         "the guard's answer to save_model")
 
 
 def test_screenshot_of_the_page(robot):

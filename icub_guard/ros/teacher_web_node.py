@@ -1,6 +1,7 @@
 """teacher_web_node: the teacher page — the robot's view, its questions and its learning, in a browser.
 
-Subscribes  debug_image (Image: the camera view with the guard's decision drawn on it), decision, teacher/query
+Subscribes  debug_image (Image: the camera view with the guard's decision drawn on it; only while a page is
+            open, so the guard draws nothing for nobody), decision, teacher/query
             (String, JSON), teacher/query_image (Image: the crop a question is about), teacher/feedback (every
             teacher's labels, for the page's history), /diagnostics (the guard's learning state and counts)
 Publishes   teacher/feedback (String, JSON {"query_id"|"decision_id": n, "label": s, "teacher": name}),
@@ -72,7 +73,8 @@ class TeacherWebNode(GuardedNode):
         self.learning_client = self.create_client(SetBool, f"{guard}/set_learning")
         self.save_client = self.create_client(Trigger, f"{guard}/save_model")
         self.forget_client = self.create_client(AddDiagnostics, f"{guard}/forget")
-        self.create_subscription(Image, "debug_image", self.on_frame, FRAME_QOS)
+        self.frames_sub = None  # debug_image is subscribed only while a page is open: no page, no cost to the guard
+        self.create_timer(0.5, self.watch_pages)
         self.create_subscription(String, "decision", self.on_decision, EVENT_QOS)
         self.create_subscription(String, "teacher/query", self.on_query, EVENT_QOS)
         self.create_subscription(Image, "teacher/query_image", self.on_query_image, EVENT_QOS)
@@ -82,6 +84,13 @@ class TeacherWebNode(GuardedNode):
         self.create_timer(1.0, self.publish_diagnostics)
         self.create_timer(5.0, lambda: self.server.call(self.hub.expire))
         self.get_logger().info(f"teacher page: {self.url}")
+
+    def watch_pages(self) -> None:
+        if self.hub.wanted and self.frames_sub is None:
+            self.frames_sub = self.create_subscription(Image, "debug_image", self.on_frame, FRAME_QOS)
+        elif not self.hub.wanted and self.frames_sub is not None:
+            self.destroy_subscription(self.frames_sub)
+            self.frames_sub = None
 
     def _apply(self, params) -> None:
         for prm in params:

@@ -164,6 +164,8 @@ def cmd_evaluate(args) -> int:
     weights = args.weights
     if weights == "auto":
         weights = make_extractor(args).spec.weights  # imagenet when available, else random (warned)
+    if args.defences is not None:
+        return cmd_evaluate_defences(args, weights)
     cfg = EvalConfig(dataset=args.dataset, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
                      d_max=tuple(args.d_max), norm=args.norm, steps=args.steps, backbone=args.backbone,
                      weights=weights, input_size=args.input_size, seed=args.seed, device=args.device,
@@ -188,6 +190,43 @@ def cmd_evaluate(args) -> int:
           f"{a['feature_shift_noise_std']:.4f}, attack {a['feature_shift_attack_mean']:.4f} ± "
           f"{a['feature_shift_attack_std']:.4f} (ratio {a['ratio_attack_over_noise']:.1f})")
     print("sanity checks:\n  " + "\n  ".join(sanity_lines(result)))
+    print(f"wrote {args.out}/: {', '.join(files.values())} in {result.timing['total_s']:.0f} s")
+    return 0 if all(c["passed"] for c in result.sanity) or not args.strict else 1
+
+
+def cmd_evaluate_defences(args, weights: str) -> int:
+    """`evaluate --defences`: every defence against a non-adaptive and an adaptive attacker."""
+    from .evaluation import DefenceEvalConfig, run_defence_evaluation, write_defence_report
+    from .evaluation.defences import ALL
+
+    specs = ALL if args.defences == "all" else tuple(s for s in args.defences.split(",") if s.strip())
+    d_max = tuple(args.d_max)
+    try:  # an unknown defence or a bad parameter is said before any data is loaded
+        cfg = DefenceEvalConfig(defences=specs, dataset=args.dataset, n_train=args.n_train, n_val=args.n_val,
+                                n_test=args.n_test, d_max=d_max, norm=args.norm, steps=args.steps, eot=args.eot,
+                                table_d_max=args.table_d_max if args.table_d_max is not None
+                                else d_max[len(d_max) // 2], backbone=args.backbone, weights=weights,
+                                input_size=args.input_size, seed=args.seed, device=args.device,
+                                false_reject=args.false_reject)
+    except ValueError as exc:
+        raise GuardError(f"evaluate --defences: {exc}") from exc
+    bar = tqdm(total=2 + len(specs), desc="evaluate --defences", unit="stage", disable=args.quiet)
+
+    def progress(msg):
+        bar.set_postfix_str(msg)
+        bar.update(1)
+
+    result = run_defence_evaluation(cfg, progress)
+    bar.update(bar.total - bar.n)
+    bar.close()
+    files = write_defence_report(result, args.out)
+    print(f"\naccuracy vs d_max ({', '.join(f'{d:g}' for d in result.d_max)}): non-adaptive | adaptive")
+    print(f"  {'none':28s} " + " ".join(f"{a:.2f}" for a in result.undefended["accuracy"]))
+    for r in result.defences:
+        print(f"  {r.name:28s} " + " ".join(f"{a:.2f}" for a in r.accuracy["non_adaptive"]) + " | "
+              + " ".join(f"{a:.2f}" for a in r.accuracy["adaptive"]))
+    print("sanity checks:\n  " + "\n  ".join(f"[{'PASS' if c['passed'] else 'FAIL'}] {c['check']}: {c['detail']}"
+                                             for c in result.sanity))
     print(f"wrote {args.out}/: {', '.join(files.values())} in {result.timing['total_s']:.0f} s")
     return 0 if all(c["passed"] for c in result.sanity) or not args.strict else 1
 
@@ -280,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--false-reject", type=float, default=0.05, help="calibration target of SVM-adv +5%%")
     ev.add_argument("--no-adaptive", action="store_true", help="skip the reject-aware attacker")
     ev.add_argument("--strict", action="store_true", help="exit 1 if a sanity check fails")
+    ev.add_argument("--defences", nargs="?", const="all", metavar="LIST",
+                    help="evaluate the guard's defences instead: a comma-separated list (a+b composes; "
+                         "name:key=value sets a parameter), or all (the default when given without a list)")
+    ev.add_argument("--eot", type=int, default=8, help="--defences: EOT draws per step against randomised defences")
+    ev.add_argument("--table-d-max", type=float, help="--defences: the d_max of the Günther-style table")
     ev.add_argument("--out", default="runs/evaluate")
     ev.set_defaults(func=cmd_evaluate)
 

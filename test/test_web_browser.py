@@ -127,7 +127,7 @@ def test_answering_a_question_with_a_new_label_teaches_the_guard(robot):
     field.send_keys("red cube", Keys.ENTER)
     wait(r, lambda: guard_count(r, "learned") == learned + 1 and guard_count(r, "classes") == 1, 30,
          "the guard to learn the label")
-    wait(r, lambda: "red cube — taught by browser-ana" in drv.find_element(By.ID, "history").text, 10,
+    wait(r, lambda: "red cube — label from browser-ana" in drv.find_element(By.ID, "history").text, 10,
          "the label in the page's history")
     # the guard's decisions now score the new class, and the page draws its bar
     wait(r, lambda: "red cube" in r["ros"].decisions()[-1]["scores"], 20, "a decision with the new class")
@@ -151,7 +151,7 @@ def test_clicking_a_class_button_and_pressing_a_digit_answer_questions(robot):
 def test_that_was_wrong_forgets_a_taught_label_and_teaches_the_right_one(robot):
     r, drv = robot, robot["driver"]
     learned, forgotten = guard_count(r, "learned"), guard_count(r, "forgotten")
-    entry = next(li for li in drv.find_elements(By.CSS_SELECTOR, "#history li") if "taught by browser-ana" in li.text)
+    entry = next(li for li in drv.find_elements(By.CSS_SELECTOR, "#history li") if "label from browser-ana" in li.text)
     entry.find_element(By.TAG_NAME, "button").click()
     WebDriverWait(drv, 5).until(lambda d: d.switch_to.alert)
     alert = drv.switch_to.alert
@@ -161,7 +161,7 @@ def test_that_was_wrong_forgets_a_taught_label_and_teaches_the_right_one(robot):
     wait(r, lambda: guard_count(r, "forgotten") == forgotten + 1 and guard_count(r, "learned") == learned + 1, 30,
          "the guard to forget the wrong label and learn the right one")
     wait(r, lambda: guard_count(r, "classes") == 2, 10, "the corrected class")
-    wait(r, lambda: "blue ball — taught by browser-ana" in drv.find_element(By.ID, "history").text, 10,
+    wait(r, lambda: "blue ball — label from browser-ana" in drv.find_element(By.ID, "history").text, 10,
          "the correction in the history")
 
 
@@ -198,7 +198,7 @@ def test_screenshot_of_the_page(robot):
         wait(r, lambda: guard_count(r, "classes") >= 4, 120, "the oracle to teach four objects")
     finally:
         stop(oracle)
-    wait(r, lambda: "taught by oracle" in drv.find_element(By.ID, "history").text, 10, "the oracle's labels")
+    wait(r, lambda: "label from oracle" in drv.find_element(By.ID, "history").text, 10, "the oracle's labels")
     open_question(r, with_buttons=True)
     wait(r, lambda: len(drv.find_elements(By.CSS_SELECTOR, "#scores .score")) >= 4, 10, "the score bars")
     path = Path(os.environ.get("ICUB_GUARD_SCREENSHOT") or r["dir"] / "teacher_page.png")

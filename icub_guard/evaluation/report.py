@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .defences import DefenceEvalResult
 from .security import ACCURACY_RULE, EvalResult
 from .teaching import TeachingEvalResult
 
@@ -201,4 +202,78 @@ def write_teaching_report(res: TeachingEvalResult, out: str | os.PathLike) -> di
                                                    "timing": res.timing}, indent=2))
     (out / "teaching.md").write_text(teaching_markdown(res))
     files.update(json="teaching.json", markdown="teaching.md")
+    return files
+
+
+def plot_defences(res: DefenceEvalResult, out: Path) -> list[str]:
+    """Every defence's accuracy vs d_max (non-adaptive dashed, adaptive solid), and certified accuracy."""
+    smooth = [r for r in res.defences if r.certified is not None]
+    fig, axes = plt.subplots(1, 2 if smooth else 1, figsize=(13 if smooth else 8, 4.8), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(res.d_max, res.undefended["accuracy"], color="k", marker="o", linewidth=2, label="undefended")
+    colors = plt.cm.tab20(np.linspace(0, 1, max(len(res.defences), 2)))
+    for r, c in zip(res.defences, colors, strict=False):
+        ax.plot(res.d_max, r.accuracy["non_adaptive"], color=c, linestyle="--", marker=".")
+        ax.plot(res.d_max, r.accuracy["adaptive"], color=c, linestyle="-", marker=".", label=r.name)
+    ax.set_xlabel("d_max (l2, pixel values 0..255)")
+    ax.set_ylabel("accuracy (a rejection is not an error)")
+    ax.set_title("dashed: attacker unaware of the defence; solid: adaptive (EOT / BPDA / joint)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    if smooth:
+        ax = axes[0, 1]
+        for r in smooth:
+            ax.plot(res.config["radii"], r.certified, marker="o", label=r.name)
+        ax.set_xlabel("certified l2 radius (pixel values 0..255)")
+        ax.set_ylabel("certified accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, out, "defences")
+
+
+def defences_markdown(res: DefenceEvalResult) -> str:
+    c = res.config
+    d = " | ".join(f"{v:g}" for v in res.d_max)
+    lines = [f"# Defences on {c['dataset']} ({c['backbone']}, {c['weights']} weights, {c['input_size']} px)", "",
+             f"{c['n_test']} test crops per class; Algorithm 1 (reject-aware, {c['steps']} steps, l2); adaptive: "
+             f"EOT {c['eot']} draws per step for randomised defences, BPDA for JPEG, joint objective for detectors. "
+             f"Accuracy rule: {res.rule}.", "",
+             f"## Accuracy vs d_max ({d}): non-adaptive → adaptive", "",
+             "| defence | clean acc. | clean rejected | non-adaptive | adaptive |", "|---|---|---|---|---|",
+             f"| none | {res.undefended['accuracy'][0]:.2f} | {res.undefended['rejected'][0]:.2f} | "
+             + " ".join(f"{a:.2f}" for a in res.undefended["accuracy"]) + " | (same) |"]
+    for r in res.defences:
+        lines.append(f"| {r.name} | {r.clean_accuracy:.2f} | {r.clean_rejected:.2f} | "
+                     + " ".join(f"{a:.2f}" for a in r.accuracy["non_adaptive"]) + " | "
+                     + " ".join(f"{a:.2f}" for a in r.accuracy["adaptive"]) + " |")
+    lines += ["", f"## Günther et al.'s table, at d_max {c['table_d_max']:g} (non-adaptive attacks that fooled the "
+              "undefended guard)", "", "| defence | clean accuracy | corrected (right label) | caught (rejected) | "
+              "detector ROC AUC |", "|---|---|---|---|---|"]
+    for r in res.defences:
+        auc = "" if r.roc_auc is None else f"{r.roc_auc:.3f}"
+        lines.append(f"| {r.name} | {r.clean_accuracy:.2f} | {r.corrected:.2f} | {r.caught:.2f} | {auc} |")
+    for r in res.defences:
+        if r.certified is not None:
+            lines += ["", f"## Certified accuracy ({r.name})", "",
+                      "| radius | " + " | ".join(f"{v:g}" for v in c["radii"]) + " |",
+                      "|---" * (len(c["radii"]) + 1) + "|",
+                      "| certified accuracy | " + " | ".join(f"{v:.2f}" for v in r.certified) + " |"]
+    notes = [f"* {r.name}: {n}" for r in res.defences for n in r.notes]
+    if notes:
+        lines += ["", "## Notes", "", *notes]
+    lines += ["", "## Sanity checks", "", *[f"* [{'PASS' if s['passed'] else 'FAIL'}] {s['check']}: {s['detail']}"
+                                            for s in res.sanity],
+              "", f"Run time {res.timing['total_s']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def write_defence_report(res: DefenceEvalResult, out: str | os.PathLike) -> dict[str, str]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"figure": ", ".join(plot_defences(res, out))}
+    (out / "defences.json").write_text(json.dumps(res.to_json(), indent=2))
+    (out / "defences.md").write_text(defences_markdown(res))
+    files.update(json="defences.json", markdown="defences.md")
     return files

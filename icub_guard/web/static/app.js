@@ -193,7 +193,7 @@ function addQuestion(q) {
   if (q.image) el.querySelector(".crop").src = q.image;
   const top = (q.top || []).map((t) => `${t[0]} ${fmt(t[1])}`).join(", ");
   el.querySelector(".what").textContent = q.reason === "confirm"
-    ? `Is this “${q.label}”? (taught by ${q.teacher}; asking ${q.ask || "anyone"})`
+    ? `Is this “${q.label}”? (label from ${q.teacher}, held by the guard; asking ${q.ask || "anyone"})`
     : `Question ${q.query_id}: what is this? (${q.reason}${top ? "; guesses " + top : ""})`;
   fillClasses(el);
   el.querySelector("form").onsubmit = (ev) => {
@@ -215,7 +215,7 @@ function removeQuestion(qid) {
 
 function addHistory(e) {
   const li = document.createElement("li");
-  const who = e.kind === "label" ? `taught by ${e.teacher || "?"}` : "the robot decided";
+  const who = e.kind === "label" ? `label from ${e.teacher || "?"}` : "the robot decided";
   const ref = e.decision_id !== null && e.decision_id !== undefined ? ` (decision ${e.decision_id})` : "";
   li.textContent = `${e.label} — ${who}${ref} `;
   if (typeof e.decision_id === "number") {

@@ -1,0 +1,230 @@
+"""Each defence against an attacker who does not know it and one who does (Carlini et al. 2019's checklist).
+
+Procedure:
+1. Features of SimWorld crops, SVM-adv (RBF with the reject option, thresholds calibrated on
+   validation data to `false_reject` more rejections): the undefended guard, as `evaluate` builds it.
+2. Non-adaptive: Algorithm 1, reject-aware, on the undefended guard over the d_max grid (the
+   attacker knows the classifier and its thresholds, not the defence); every defence judges the
+   same adversarial crops.
+3. Adaptive, per defence: Algorithm 1, reject-aware, on the defended model (`DefencePipeline.
+   attack_model`): expectation over transformation (`eot` draws per step) for randomised transforms
+   and smoothing, BPDA (straight-through) for JPEG, and for detectors the joint objective (a
+   detected crop counts as rejected, so success means a wrong label accepted *and* undetected).
+4. Per defence: accuracy per d_max under both attackers (one rule, as `evaluate`: a rejection is
+   never an error; reject rates beside), Günther et al.'s table (clean accuracy; of the
+   non-adaptive attacks that fooled the undefended guard at `table_d_max`, the fraction the defence
+   corrects — right label — or catches — rejects), detectors' ROC AUC (clean test vs those attacks),
+   and for smoothing the certified accuracy against radius.
+5. Sanity checks that can fail: the adaptive attack is at least as strong as the non-adaptive one
+   (at each d_max, within one sample), and more EOT draws and steps do not raise accuracy.
+
+Crops are judged as a camera would publish them: whole pixel values within d_max.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ..attacks import PaperAttack
+from ..core.datasets import load_dataset
+from ..core.features import BackboneSpec, FeatureExtractor
+from ..core.pipeline import GuardModel
+from ..core.svm import make_classifier, select_hyperparameters
+from ..defences import DefencePipeline, make_defence
+from .security import ACCURACY_RULE
+
+log = logging.getLogger(__name__)
+
+#: every defence, as `evaluate --defences` runs them by default ("+" composes: Günther's combination)
+ALL = ("noise", "blur", "shift", "noise+blur+shift", "multicrop", "multicrop:combine=vote", "resize_pad", "jpeg",
+       "mahalanobis", "open_set", "smoothing")
+
+
+@dataclass
+class DefenceEvalConfig:
+    defences: tuple[str, ...] = ALL
+    dataset: str = "simworld7"
+    n_train: int = 30
+    n_val: int = 15
+    n_test: int = 3  # attacked crops per class
+    d_max: tuple[float, ...] = (0.0, 500.0, 1000.0, 2000.0)
+    norm: str = "l2"
+    steps: int = 10
+    eot: int = 8  # draws per step for randomised defences
+    table_d_max: float = 1000.0  # where Günther's table and the ROC AUC are read
+    radii: tuple[float, ...] = (0.0, 25.0, 50.0, 100.0, 200.0, 400.0)  # certified accuracy (pixel l2)
+    backbone: str = "alexnet"
+    weights: str = "random"
+    input_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    false_reject: float = 0.05
+
+    def __post_init__(self) -> None:
+        for spec in self.defences:  # an unknown name or parameter is a configuration error, said now
+            DefencePipeline(_PlaceholderModel(), [make_defence(s) for s in spec.split("+")])
+        if self.table_d_max not in self.d_max:
+            raise ValueError(f"table_d_max {self.table_d_max:g} must be one of d_max {self.d_max}")
+
+
+class _PlaceholderModel(torch.nn.Module):
+    """Enough of a model to check a pipeline's composition before any data is loaded."""
+
+    classes, reject = ["a", "b"], True
+    thresholds = torch.zeros(2)
+
+
+@dataclass
+class DefenceResult:
+    name: str
+    clean_accuracy: float
+    clean_rejected: float
+    accuracy: dict[str, list[float]]  # "non_adaptive" / "adaptive" → per d_max
+    rejected: dict[str, list[float]]
+    corrected: float  # of the fooling non-adaptive attacks at table_d_max: right label under the defence
+    caught: float  # ... rejected by it
+    roc_auc: float | None = None
+    certified: list[float] | None = None  # certified accuracy per radius (smoothing)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class DefenceEvalResult:
+    config: dict
+    d_max: list[float]
+    undefended: dict[str, list[float]]
+    defences: list[DefenceResult]
+    sanity: list[dict]
+    timing: dict[str, float]
+    rule: str = ACCURACY_RULE
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _accuracy(labels: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((labels == y) | (labels < 0)))
+
+
+def _images(results, x: torch.Tensor, d_grid) -> list[torch.Tensor]:
+    """The crops judged at each d_max (clean at 0): whole pixel values within the budget."""
+    out, it = [], iter(results)
+    for d in d_grid:
+        out.append(x if d == 0 else torch.from_numpy(next(it).images()).to(x.device, x.dtype))
+    return out
+
+
+def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], None] | None = None
+                           ) -> DefenceEvalResult:
+    t_start = time.perf_counter()
+    say = progress or (lambda msg: log.info("%s", msg))
+    torch.manual_seed(cfg.seed)
+    extractor = FeatureExtractor(BackboneSpec(cfg.backbone, cfg.weights, cfg.seed, cfg.input_size), cfg.device)
+    say("data, features and the undefended guard")
+    train = load_dataset(cfg.dataset, "train", cfg.n_train, seed=cfg.seed)
+    val = load_dataset(cfg.dataset, "val", cfg.n_val, seed=cfg.seed)
+    test = load_dataset(cfg.dataset, "test", cfg.n_test, seed=cfg.seed)
+    F_tr, F_val = extractor.extract(train.images), extractor.extract(val.images)
+    hp = select_hyperparameters(F_tr, train.labels, "rbf", seed=cfg.seed)
+    clf = make_classifier("svm-adv", C=hp["C"], gamma=hp["gamma"]).fit(F_tr, train.labels)
+    clf.calibrate(F_val, val.labels, cfg.false_reject)
+    base = GuardModel.from_classifier(extractor, clf)
+    classes = list(clf.classes_)
+    dev = extractor.device
+    x = torch.from_numpy(test.images).to(dev, torch.float32)
+    y = np.array([classes.index(v) for v in test.labels])
+    y_t = torch.from_numpy(y).to(dev)
+    f_tr = torch.from_numpy(F_tr).to(dev, torch.float64)
+    f_val = torch.from_numpy(F_val).to(dev, torch.float64)
+    y_tr = torch.tensor([classes.index(v) for v in train.labels], device=dev)
+    d_grid = [float(d) for d in cfg.d_max]
+    nonzero = [d for d in d_grid if d > 0]
+    timing = {"setup_s": time.perf_counter() - t_start}
+
+    say("non-adaptive attack on the undefended guard")
+    t = time.perf_counter()
+    plain = PaperAttack(base, eps=None, norm=cfg.norm, steps=cfg.steps, reject_aware=True)
+    attacked = _images(plain.sweep(x, y_t, nonzero), x, d_grid)
+    undefended_pipe = DefencePipeline(base, [])
+    base_labels = [undefended_pipe.labels(im) for im in attacked]
+    undefended = {"accuracy": [_accuracy(lab, y) for lab in base_labels],
+                  "rejected": [float(np.mean(lab < 0)) for lab in base_labels]}
+    ti = d_grid.index(float(cfg.table_d_max))
+    fooled = (base_labels[ti] >= 0) & (base_labels[ti] != y)
+    timing["non_adaptive_s"] = time.perf_counter() - t
+
+    results, sanity = [], []
+    for spec in cfg.defences:
+        say(f"defence {spec}")
+        t = time.perf_counter()
+        pipe = DefencePipeline(base, [make_defence(s, seed=cfg.seed) for s in spec.split("+")])
+        pipe.fit(f_tr, y_tr, f_val)
+        clean = pipe.labels(x)
+        non_adaptive = [pipe.labels(im) for im in attacked]
+        adaptive_attack = PaperAttack(pipe.attack_model(cfg.eot), eps=None, norm=cfg.norm, steps=cfg.steps,
+                                      reject_aware=True)
+        adaptive = [pipe.labels(im) for im in _images(adaptive_attack.sweep(x, y_t, nonzero), x, d_grid)]
+        r = DefenceResult(
+            spec, _accuracy(clean, y), float(np.mean(clean < 0)),
+            {"non_adaptive": [_accuracy(lab, y) for lab in non_adaptive],
+             "adaptive": [_accuracy(lab, y) for lab in adaptive]},
+            {"non_adaptive": [float(np.mean(lab < 0)) for lab in non_adaptive],
+             "adaptive": [float(np.mean(lab < 0)) for lab in adaptive]},
+            float(np.mean(non_adaptive[ti][fooled] == y[fooled])) if fooled.any() else float("nan"),
+            float(np.mean(non_adaptive[ti][fooled] < 0)) if fooled.any() else float("nan"),
+            notes=list(pipe.notes))
+        if pipe.detectors and all(d.fitted for d in pipe.detectors):
+            r.roc_auc = _roc_auc(pipe, x, attacked[ti])
+        if pipe.smoothing is not None:
+            r.certified = _certified(pipe, x, y, cfg.radii)
+        sanity += _checks(cfg, spec, pipe, r, x, y, y_t, d_grid, nonzero)
+        r.seconds = time.perf_counter() - t
+        results.append(r)
+        log.info("%s: clean %.2f, non-adaptive %s, adaptive %s", spec, r.clean_accuracy,
+                 r.accuracy["non_adaptive"], r.accuracy["adaptive"])
+    timing["total_s"] = time.perf_counter() - t_start
+    return DefenceEvalResult(asdict(cfg), d_grid, undefended, results, sanity, timing)
+
+
+def _roc_auc(pipe: DefencePipeline, clean: torch.Tensor, adv: torch.Tensor) -> float:
+    """How well the first detector's score separates clean test crops from the non-adaptive attacks."""
+    d = pipe.detectors[0]
+    with torch.no_grad():
+        s_c = d.score(*pipe.defended.parts(clean)[:2]).double().cpu().numpy()
+        s_a = d.score(*pipe.defended.parts(adv)[:2]).double().cpu().numpy()
+    return float(roc_auc_score(np.r_[np.zeros(len(s_c)), np.ones(len(s_a))], np.r_[s_c, s_a]))
+
+
+def _certified(pipe: DefencePipeline, x: torch.Tensor, y: np.ndarray, radii) -> list[float]:
+    decisions = pipe.decide(x)
+    return [float(np.mean([d.label == yi and (d.radius or 0.0) >= r for d, yi in zip(decisions, y, strict=True)]))
+            for r in radii]
+
+
+def _checks(cfg, spec, pipe, r: DefenceResult, x, y, y_t, d_grid, nonzero) -> list[dict]:
+    out = []
+    one = 1.0 / len(y) + 1e-12
+    worse = [f"{d:g}" for d, a, n in zip(d_grid, r.accuracy["adaptive"], r.accuracy["non_adaptive"], strict=True)
+             if a > n + one]
+    out.append({"check": f"{spec}: the adaptive attack is at least as strong as the non-adaptive one",
+                "passed": not worse, "detail": "adaptive accuracy above non-adaptive at d_max " + ", ".join(worse)
+                if worse else "at every d_max"})
+    if nonzero:
+        top = max(nonzero)
+        more = PaperAttack(pipe.attack_model(2 * cfg.eot), eps=top, norm=cfg.norm, steps=2 * cfg.steps,
+                           reject_aware=True)(x, y_t)
+        a_more = _accuracy(pipe.labels(torch.from_numpy(more.images()).to(x.device, x.dtype)), y)
+        a_base = r.accuracy["adaptive"][d_grid.index(top)]
+        out.append({"check": f"{spec}: more EOT draws and steps do not raise accuracy",
+                    "passed": a_more <= a_base + one,
+                    "detail": f"d_max {top:g}: eot {cfg.eot}, {cfg.steps} steps → {a_base:.3f}; "
+                              f"eot {2 * cfg.eot}, {2 * cfg.steps} steps → {a_more:.3f}"})
+    return out

@@ -1,0 +1,189 @@
+"""The defences: each module, the defended model an adaptive attacker runs on, the pipeline, the evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from icub_guard.attacks import PaperAttack
+from icub_guard.core.errors import GuardError
+from icub_guard.defences import DefencePipeline, DefendedModel, Jpeg, Mahalanobis, MultiCrop, OpenSetEVT, make_defence
+from icub_guard.defences.smoothing import clopper_pearson_lower
+
+
+@pytest.fixture(scope="module")
+def guard(extractor, feats7, data7):
+    """A trained guard model, its train/val features and test crops (SimWorld7, random AlexNet at 128 px)."""
+    from icub_guard.core.pipeline import GuardModel
+    from icub_guard.core.svm import make_classifier
+
+    (X, y), (Xv, yv) = feats7["train"], feats7["val"]
+    clf = make_classifier("svm-adv", C=10.0, gamma="median").fit(X, y)
+    clf.calibrate(Xv, yv, 0.05)
+    model = GuardModel.from_classifier(extractor, clf)
+    classes = list(clf.classes_)
+    idx = lambda labels: torch.tensor([classes.index(v) for v in labels])
+    test = data7["test"]
+    return {"model": model, "f": torch.from_numpy(X).double(), "y": idx(y), "fv": torch.from_numpy(Xv).double(),
+            "x": torch.from_numpy(test.images[::4]).float(), "yt": idx(test.labels[::4])}
+
+
+@pytest.mark.parametrize("spec, why", [
+    ("nope", "unknown defence 'nope'"),
+    ("blur:radius=2", "blur has no parameter 'radius'"),
+    ("noise:sigma=-1", "sigma"),
+    ("multicrop:combine=median", "combine must be"),
+    ("jpeg:quality=0", "quality"),
+    ("jpeg:quality=50.5", "whole number"),
+    ("smoothing:n=5", "cannot certify anything"),
+    ("smoothing:sigma=0", "sigma"),
+    ("open_set:tail_size=1", "tail_size"),
+])
+def test_bad_specs_are_refused_with_the_reason(spec, why):
+    with pytest.raises(ValueError, match=why):
+        make_defence(spec)
+
+
+def test_specs_set_parameters():
+    d = make_defence("multicrop:combine=vote:fraction=0.8")
+    assert (d.combine, d.fraction, d.views) == ("vote", 0.8, 5)
+    assert make_defence("smoothing:n=20:alpha=0.01").n == 20
+
+
+def test_transforms_keep_shapes_and_randomised_ones_repeat_after_reseed():
+    x = torch.rand(3, 32, 32, 3) * 255
+    assert MultiCrop()(x).shape == (15, 32, 32, 3)
+    for name in ("noise", "blur", "shift", "resize_pad", "jpeg"):
+        t = make_defence(name)
+        a = t(x)
+        assert a.shape == x.shape and float(a.min()) >= -1e-4 and float(a.max()) <= 255 + 1e-4, name
+        if t.randomized:
+            assert not torch.equal(a, t(x)), name
+            t.reseed()
+            assert torch.equal(a, t(x)), name
+    flat = torch.full((1, 16, 16, 3), 100.0)
+    assert torch.allclose(make_defence("blur:sigma=2")(flat), flat)
+
+
+def test_jpeg_is_differentiated_as_the_identity():
+    x = (torch.rand(2, 16, 16, 3) * 255).requires_grad_(True)
+    y = Jpeg(quality=30)(x)
+    assert not torch.allclose(y, x.round())  # it does change the pixels
+    (g,) = torch.autograd.grad((y * torch.arange(3.0)).sum(), x)
+    assert torch.equal(g, torch.arange(3.0).expand_as(x))
+
+
+def test_a_detected_crop_is_rejected_by_the_defended_model(guard):
+    m = guard["model"]
+    det = Mahalanobis(false_reject=0.1).fit(guard["f"], guard["y"], None)
+    with torch.no_grad():
+        det.calibrate(guard["fv"], m.head(guard["fv"]))
+        dm = DefendedModel(m, [det])
+        s_base, s_def = m(guard["x"]), dm(guard["x"])
+        flagged = det.flags(m.features(guard["x"]).double(), s_base)
+    for i in range(len(flagged)):
+        if flagged[i]:
+            assert (s_def[i] < dm.thresholds).all()  # detected: every class below its threshold
+        else:
+            assert torch.allclose(s_def[i], s_base[i])
+    det.threshold = -1.0  # everything looks adversarial now
+    with torch.no_grad():
+        assert (dm(guard["x"]) < dm.thresholds).all()
+
+
+def test_pipeline_names_the_stage_that_rejected(guard):
+    pipe = DefencePipeline(guard["model"], [make_defence("mahalanobis")]).fit(guard["f"], guard["y"], guard["fv"])
+    reasons = {d.reason for d in pipe.decide(guard["x"])}
+    assert reasons <= {"accepted", "below_threshold", "detector"} and "accepted" in reasons
+    pipe.detectors[0].threshold = -1.0
+    decided = pipe.decide(guard["x"])
+    assert {d.reason for d in decided} <= {"below_threshold", "detector"} and all(d.label == -1 for d in decided)
+    assert all("mahalanobis" in d.stage_scores for d in decided)
+    with pytest.raises(ValueError, match="use it alone"):
+        DefencePipeline(guard["model"], [make_defence("smoothing"), make_defence("blur")])
+    with pytest.raises(ValueError, match="listed twice"):
+        DefencePipeline(guard["model"], [make_defence("blur"), make_defence("blur")])
+
+
+def test_open_set_refuses_a_tail_longer_than_the_data_and_falls_back_when_it_cannot_fit(guard):
+    m = guard["model"]
+    with torch.no_grad():
+        s = m.head(guard["f"])
+    with pytest.raises(ValueError, match="tail_size 200 is larger"):
+        OpenSetEVT(tail_size=200).fit(guard["f"], guard["y"], s)
+    online = DefencePipeline(m, [OpenSetEVT(tail_size=200, strict=False)])
+    online.fit(guard["f"][:10], guard["y"][:10])  # a class or two with a handful of examples
+    assert online.notes and "not fitted" in online.notes[0]
+    assert {d.reason for d in online.decide(guard["x"])} <= {"accepted", "below_threshold"}
+
+
+def test_open_set_rejects_what_lies_far_from_every_class(guard):
+    m = guard["model"]
+    with torch.no_grad():
+        s = m.head(guard["f"])
+    evt = OpenSetEVT(tail_size=5, alpha=2).fit(guard["f"], guard["y"], s)
+    train_flags = evt.score(None, s) > 0
+    assert float(train_flags.double().mean()) < 0.5  # most training examples are known
+    far = s[:4] + 50.0 * torch.linspace(-1, 1, s.shape[1], dtype=s.dtype)  # far from every class's mean
+    assert bool((evt.score(None, far) > 0).all())
+
+
+def test_clopper_pearson_and_smoothing_certify_or_abstain(guard):
+    assert clopper_pearson_lower(10, 10, 0.01) == pytest.approx(0.01 ** 0.1)
+    assert clopper_pearson_lower(0, 10, 0.01) == 0.0
+    x, y = guard["x"], guard["yt"].numpy()
+    sm = DefencePipeline(guard["model"], [make_defence("smoothing:sigma=4:n0=8:n=64:alpha=0.01")])
+    d = sm.decide(x)
+    base = DefencePipeline(guard["model"], []).labels(x)
+    certified = [i for i, di in enumerate(d) if di.reason == "accepted"]
+    assert certified, "small noise: the smoothed guard should certify some crops"
+    # a radius is never more than all n votes can give: sigma * Phi^-1(alpha^(1/n))
+    from scipy.stats import norm
+
+    top = 4 * norm.ppf(0.01 ** (1 / 64))
+    assert all(0 < d[i].radius <= top + 1e-9 for i in certified)
+    agree = [d[i].label == base[i] for i in certified if base[i] >= 0]
+    assert agree and np.mean(agree) >= 0.8  # small noise: where the bare guard accepts, mostly the same class
+    loud = DefencePipeline(guard["model"], [make_defence("smoothing:sigma=255:n0=8:n=64:alpha=0.01")]).decide(x)
+    assert sum(di.radius or 0 for di in loud if di.label == -1) == 0
+    assert np.mean([di.label == yi for di, yi in zip(loud, y, strict=True)]) <= np.mean(base == y)
+
+
+def test_the_adaptive_attacker_differentiates_through_the_defences(guard):
+    """EOT over noise and BPDA over JPEG: the attack on the defended model must beat the defence's noise floor."""
+    pipe = DefencePipeline(guard["model"], [make_defence("noise:sigma=4"), make_defence("jpeg")])
+    x, y = guard["x"][:4], guard["yt"][:4]
+    r = PaperAttack(pipe.attack_model(eot=2), eps=3000.0, steps=8, reject_aware=True)(x, y)
+    assert float(r.norms["l2"].max()) <= 3000.0 + 1e-3
+    adv = torch.from_numpy(r.images()).float()
+    fooled = (pipe.labels(adv) >= 0) & (pipe.labels(adv) != y.numpy())
+    assert fooled.any(), "at d_max 3000 the adaptive attack should fool the noise+JPEG guard on some crop"
+
+
+def test_evaluate_defences_runs_end_to_end_and_reports_both_attackers(tmp_path):
+    from icub_guard.evaluation import DefenceEvalConfig, run_defence_evaluation, write_defence_report
+
+    cfg = DefenceEvalConfig(defences=("multicrop", "mahalanobis", "smoothing:n0=4:n=16:alpha=0.05"), n_train=6,
+                            n_val=4, n_test=1, d_max=(0.0, 2000.0), steps=3, eot=2, table_d_max=2000.0,
+                            input_size=64, device="cpu", radii=(0.0, 10.0))
+    res = run_defence_evaluation(cfg)
+    assert [r.name for r in res.defences] == list(cfg.defences)
+    for r in res.defences:
+        assert set(r.accuracy) == {"non_adaptive", "adaptive"} and len(r.accuracy["adaptive"]) == 2
+    assert res.defences[1].roc_auc is not None and 0 <= res.defences[1].roc_auc <= 1
+    assert res.defences[2].certified is not None and len(res.defences[2].certified) == 2
+    assert len(res.sanity) == 2 * len(cfg.defences)
+    files = write_defence_report(res, tmp_path)
+    md = (tmp_path / files["markdown"]).read_text()
+    assert "Günther" in md and "mahalanobis" in md and (tmp_path / "defences.png").exists()
+
+
+def test_evaluate_defences_refuses_an_unknown_defence_before_loading_anything():
+    from icub_guard.cli import main
+
+    assert main(["-q", "evaluate", "--defences", "blur,nope"]) == 2
+    with pytest.raises(GuardError):
+        from icub_guard.cli import build_parser, cmd_evaluate
+
+        cmd_evaluate(build_parser().parse_args(["evaluate", "--defences", "jpeg:quality=0", "--weights", "random"]))

@@ -175,6 +175,7 @@ def test_an_overlong_label_shows_an_error_and_teaches_nothing(robot):
     assert "error" in msg.get_attribute("class")
     r["ros"].spin_for(1.0)
     assert guard_count(r, "learned") == learned
+    q.find_element(By.CSS_SELECTOR, "input[name=label]").clear()
 
 
 def test_the_learning_switch_and_save_call_the_guard(robot):

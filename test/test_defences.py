@@ -187,3 +187,33 @@ def test_evaluate_defences_refuses_an_unknown_defence_before_loading_anything():
         from icub_guard.cli import build_parser, cmd_evaluate
 
         cmd_evaluate(build_parser().parse_args(["evaluate", "--defences", "jpeg:quality=0", "--weights", "random"]))
+
+
+def test_online_defences_review_the_guards_decisions_and_refit_after_learning(trained, data7):
+    from icub_guard.core.session import SessionConfig, TeachingSession
+    from icub_guard.defences.online import OnlineDefences, parse_specs
+
+    with pytest.raises(ValueError, match="unknown defence"):
+        parse_specs("blur,nope")
+    assert parse_specs(" multicrop , ") == ["multicrop"] and parse_specs("") == []
+    crops = data7["train"].images[::12]  # examples it was trained on: half of them lie past the median threshold
+    online = OnlineDefences(["mahalanobis:false_reject=0.5"])
+    feats = trained.features(crops)
+    base = trained.classify_features(feats)
+    reviewed = [online.review(trained, d, c) for d, c in zip(base, crops, strict=True)]
+    assert all("mahalanobis" in r.stages for r in reviewed)
+    assert any(r.reason == "detector" for r in reviewed)
+    assert all(r.label == "unknown" and not r.accepted for r in reviewed if r.reason == "detector")
+    fitted_on = online._model
+    trained.learn(feats[:1], data7["train"].labels[0])
+    online.review(trained, base[0], crops[0])
+    assert online._model is not fitted_on  # refitted on the new model
+    session = TeachingSession(trained, SessionConfig.defaults())
+    step = session.observe(feats[0], decision=reviewed[0])
+    assert step.decision is reviewed[0]
+    payload = session.decision_payload(step)
+    assert payload["stages"] == reviewed[0].stages and payload["reason"] == reviewed[0].reason
+    few = OnlineDefences(["open_set:tail_size=50:strict=false"])
+    r = few.review(trained, base[0], crops[0])
+    assert r.reason in ("accepted", "below_threshold") and not r.notes  # enough examples: fitted
+    assert OnlineDefences([]).review(trained, base[0], crops[0]) is base[0]

@@ -144,6 +144,23 @@ def test_runtime_parameters_take_effect_and_bad_values_are_refused(ros, guard, f
     assert ros.set_bool("/guard_node/set_learning", True).success
 
 
+def test_defences_are_a_runtime_parameter_and_decisions_name_the_stage(ros, guard, frames):
+    assert not ros.set_param("guard_node", "defences", "multicrop,nope")  # refused in the on-set callback
+    assert not ros.set_param("guard_node", "defences", "smoothing,blur")  # smoothing stands alone
+    assert not ros.set_param("guard_node", "defences", "jpeg:quality=0")
+    d = ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)
+    assert d["stages"] == {} and d["certified_radius"] is None  # still no defences
+    assert ros.set_param("guard_node", "defences", "multicrop,mahalanobis:false_reject=0.5")
+    d = ros.frame_and_decision(frames[1][2].image, frames[1][2].roi)
+    assert set(d["stages"]) == {"classifier", "mahalanobis"}, d
+    assert d["reason"] in ("accepted", "below_threshold", "detector")
+    assert ros.set_param("guard_node", "defences", "mahalanobis:false_reject=0.5")
+    reasons = {ros.frame_and_decision(f.image, f.roi)["reason"] for k in (0, 1) for f in frames[k]}
+    assert "detector" in reasons, reasons  # its threshold passes only half of what was taught
+    assert ros.set_param("guard_node", "defences", "")
+    assert ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)["stages"] == {}
+
+
 def _bad_images():
     good = np.zeros((20, 20, 3), np.uint8)
     out = []

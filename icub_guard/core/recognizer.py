@@ -63,10 +63,13 @@ class RecognizerConfig:
 class Decision:
     label: str
     accepted: bool
-    reason: str  # accepted | below_threshold | no_classes | one_class
+    reason: str  # accepted | below_threshold | no_classes | one_class | detector | open_set | not_certified
     scores: dict[str, float] = field(default_factory=dict)
     margin: float = float("nan")  # top-1 minus top-2 score
     roi: tuple[int, int, int, int] | None = None
+    stages: dict[str, float] = field(default_factory=dict)  # each defence stage's score (`defences.online`)
+    radius: float | None = None  # certified l2 radius (randomised smoothing)
+    notes: tuple[str, ...] = ()  # e.g. a defence not fitted yet, so the reject option decided
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]

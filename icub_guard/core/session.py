@@ -269,9 +269,13 @@ class TeachingSession:
         while len(store) > self.config.max_pending:
             store.popitem(last=False)
 
-    def observe(self, features, now: float | None = None) -> Step:
-        """Classify one frame's features, record the decision, and decide whether to ask."""
-        d = self.rec.classify_features(features)[0]
+    def observe(self, features, now: float | None = None, decision: Decision | None = None) -> Step:
+        """Classify one frame's features, record the decision, and decide whether to ask.
+
+        `decision`: the frame's decision when it was already made (the guard's defences review the
+        classifier's decision on the crop; `defences.online`); the features are what a label learns.
+        """
+        d = self.rec.classify_features(features)[0] if decision is None else decision
         feats = np.asarray(features, np.float32).reshape(1, -1)
         with self._lock:
             did = self._new_id()
@@ -303,6 +307,7 @@ class TeachingSession:
         return jsonio.strict({
             "schema": DECISION_SCHEMA, "id": step.decision_id, "label": d.label, "accepted": d.accepted,
             "reason": d.reason, "scores": d.scores, "margin": d.margin, "thresholds": self.thresholds(),
+            "stages": d.stages, "certified_radius": d.radius, "notes": list(d.notes),
             "query_id": step.query.query_id if step.query else None, **extra})
 
     def query_payload(self, item: Step | Query, **extra) -> dict[str, Any]:

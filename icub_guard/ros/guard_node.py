@@ -39,6 +39,7 @@ from ..core.journal import LabelJournal
 from ..core.recognizer import Recognizer, RecognizerConfig
 from ..core.screening import ScreeningConfig
 from ..core.session import LearningDisabled, Outcome, SessionConfig, TeachingSession, parse_class_thresholds
+from ..defences.online import OnlineDefences, parse_specs
 from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, qos, run_node
 from .convert import image_to_rgb, rgb_to_image
 from .saver import BackgroundSaver
@@ -81,6 +82,10 @@ class GuardNode(GuardedNode):
         roi_mode = p("roi_mode", "full | fixed | auto (used when no roi message is fresh)", read_only=True)
         roi_fixed = p("roi_fixed", "x, y, w, h for roi_mode fixed", read_only=True)
         crop_size = p("crop_size", "crop side fed to the network (px)", read_only=True, lo=8, hi=1024)
+        self.defences = OnlineDefences(parse_specs(p(
+            "defences", "defences in order, comma-separated: noise, blur, shift, multicrop, resize_pad, jpeg, "
+            "mahalanobis, open_set, smoothing (name:key=value sets a parameter); empty: the reject option alone")),
+            seed=seed)
         self.roi_timeout = p("roi_timeout", "seconds a roi message stays valid", lo=0.0, hi=60.0)
         session = {
             "threshold": p("threshold", "threshold of new classes; setting it at runtime resets all classes",
@@ -188,7 +193,9 @@ class GuardNode(GuardedNode):
             self._bad_input("image", exc)
             return
         try:
-            step = self.session.observe(self.rec.features(crop))
+            feats = self.rec.features(crop)
+            decision = self.defences.review(self.rec, self.rec.classify_features(feats)[0], crop)
+            step = self.session.observe(feats, decision=decision)
             d = step.decision
         except Exception as exc:  # a robot's recogniser must outlive a bug: log loudly, count, go on
             self.health.counts["internal_errors"] += 1
@@ -336,13 +343,16 @@ class GuardNode(GuardedNode):
         changes = {prm.name: prm.value for prm in params if prm.name in SESSION_PARAMS}
         screening = {SCREENING_PARAMS[prm.name]: prm.value for prm in params if prm.name in SCREENING_PARAMS}
         try:
+            for prm in params:
+                if prm.name == "defences":
+                    parse_specs(prm.value)
             if "class_thresholds" in changes:
                 changes["class_thresholds"] = parse_class_thresholds(changes["class_thresholds"])
             current = {k: getattr(self.session.config, k) for k in SESSION_PARAMS}
             SessionConfig(**{**current, **changes})
             now = {f.name: getattr(self.session.screen.config, f.name) for f in fields(ScreeningConfig)}
             ScreeningConfig(**{**now, **screening})
-        except InputError as exc:
+        except ValueError as exc:  # InputError included
             return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
@@ -361,6 +371,9 @@ class GuardNode(GuardedNode):
                 setattr(self, prm.name, prm.value)
             elif prm.name == "debug_image":
                 self.publish_debug = prm.value
+            elif prm.name == "defences":
+                self.defences = OnlineDefences(parse_specs(prm.value), seed=self.defences.seed)
+                self.get_logger().info(f"defences: {', '.join(self.defences.specs) or 'none (reject option alone)'}")
 
     # ----------------------------------------------------------- helpers
     def _bad_input(self, where: str, exc: Exception) -> None:

@@ -1,0 +1,85 @@
+"""The guard's defences online: review each frame's decision on its crop, refit as the teacher teaches.
+
+`OnlineDefences(specs)` is built from the guard's `defences` parameter (an ordered list of specs,
+empty: the reject option alone). `review(rec, decision, crop)` runs the crop through the
+`DefencePipeline` over the recogniser's current model and returns the decision the guard publishes:
+its label and `reason` (the stage that rejected: `below_threshold`, `detector`, `open_set`,
+`not_certified`), each stage's score, the certified radius. Detectors are fitted on the examples
+the recogniser holds — and refitted after every update — with their thresholds set on those same
+examples (online there is no held-out set: the false-reject rate on new data is higher than asked).
+A detector that cannot be fitted yet (too few examples) is skipped and says so in the decision's
+`notes`; the reject option decides meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from ..core.validation import UNKNOWN
+from . import make_defence
+from .pipeline import DefencePipeline
+
+log = logging.getLogger(__name__)
+
+
+def parse_specs(text: str) -> list[str]:
+    """The guard's `defences` parameter ("multicrop,mahalanobis:false_reject=0.1") as checked specs."""
+    return check_specs(text.split(","))
+
+
+def check_specs(specs) -> list[str]:
+    """The specs, each built once and composed, so a bad list is refused (`ValueError`) before it is applied."""
+    specs = [str(s).strip() for s in specs if str(s).strip()]
+
+    class _Model(torch.nn.Module):
+        classes, reject = ["a", "b"], True
+        thresholds = torch.zeros(2)
+
+    DefencePipeline(_Model(), [make_defence(s) for s in specs])
+    return specs
+
+
+class OnlineDefences:
+    def __init__(self, specs=(), seed: int = 0):
+        self.specs = check_specs(specs)
+        self.seed = seed
+        self._pipe: DefencePipeline | None = None
+        self._model = None
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.specs)
+
+    def _pipeline(self, rec) -> DefencePipeline:
+        model = rec.guard_model()  # rebuilt by the recogniser only after an update
+        if model is not self._model:
+            pipe = DefencePipeline(model, [make_defence(s, seed=self.seed) for s in self.specs])
+            if pipe.detectors:
+                X, y, _ = rec.examples()
+                f = torch.from_numpy(np.asarray(X, np.float64)).to(model.thresholds.device)
+                y_idx = torch.from_numpy(np.asarray(y, np.int64)).to(f.device)
+                pipe.fit(f, y_idx)
+            for note in pipe.notes:
+                log.info("%s", note)
+            self._pipe, self._model = pipe, model
+        return self._pipe
+
+    def review(self, rec, decision, crop: np.ndarray):
+        """The decision after the defences (the classifier's own when there are none or nothing is learned)."""
+        if not self.specs or rec.classifier is None or len(rec.classes) < 2:
+            return decision
+        with self._lock:
+            pipe = self._pipeline(rec)
+            x = torch.from_numpy(np.asarray(crop, np.float32)[None]).to(self._model.thresholds.device)
+            dd = pipe.decide(x)[0]
+            notes = tuple(pipe.notes)
+        if dd.label >= 0:
+            return replace(decision, label=rec.classes[dd.label], accepted=True, reason="accepted",
+                           stages=dd.stage_scores, radius=dd.radius, notes=notes)
+        return replace(decision, label=UNKNOWN, accepted=False, reason=dd.reason, stages=dd.stage_scores,
+                       radius=dd.radius, notes=notes)

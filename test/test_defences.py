@@ -81,12 +81,13 @@ def test_a_detected_crop_is_rejected_by_the_defended_model(guard):
         det.calibrate(guard["fv"], m.head(guard["fv"]))
         dm = DefendedModel(m, [det])
         s_base, s_def = m(guard["x"]), dm(guard["x"])
-        flagged = det.flags(m.features(guard["x"]).double(), s_base)
+        f = m.features(guard["x"]).double()
+        flagged = det.flags(f, s_base)
+        excess = (det.score(f, s_base) - det.threshold) / abs(det.threshold) + dm.margin
+    assert torch.allclose(s_def, s_base - dm.penalty * torch.relu(excess)[:, None])  # the joint objective's hinge
     for i in range(len(flagged)):
         if flagged[i]:
             assert (s_def[i] < dm.thresholds).all()  # detected: every class below its threshold
-        else:
-            assert torch.allclose(s_def[i], s_base[i])
     det.threshold = -1.0  # everything looks adversarial now
     with torch.no_grad():
         assert (dm(guard["x"]) < dm.thresholds).all()
@@ -170,7 +171,11 @@ def test_evaluate_defences_runs_end_to_end_and_reports_both_attackers(tmp_path):
     res = run_defence_evaluation(cfg)
     assert [r.name for r in res.defences] == list(cfg.defences)
     for r in res.defences:
-        assert set(r.accuracy) == {"non_adaptive", "adaptive"} and len(r.accuracy["adaptive"]) == 2
+        assert set(r.accuracy) == {"non_adaptive", "adaptive", "adaptive_cold_start"}
+        assert len(r.accuracy["adaptive"]) == 2
+        # per crop the better of two starts: never above the clean start alone
+        assert all(a <= c + 1e-12 for a, c in zip(r.accuracy["adaptive"], r.accuracy["adaptive_cold_start"],
+                                                   strict=True))
     assert res.defences[1].roc_auc is not None and 0 <= res.defences[1].roc_auc <= 1
     assert res.defences[2].certified is not None and len(res.defences[2].certified) == 2
     assert len(res.sanity) == 2 * len(cfg.defences)
@@ -202,6 +207,10 @@ def test_online_defences_review_the_guards_decisions_and_refit_after_learning(tr
     base = trained.classify_features(feats)
     reviewed = [online.review(trained, d, c) for d, c in zip(base, crops, strict=True)]
     assert all("mahalanobis" in r.stages for r in reviewed)
+    again = [online.review(trained, d, c, f) for d, c, f in zip(base, crops, feats, strict=True)]
+    assert [r.reason for r in again] == [r.reason for r in reviewed]  # the guard's features spare a forward
+    assert all(a.stages["mahalanobis"] == pytest.approx(r.stages["mahalanobis"], rel=1e-4)
+               for a, r in zip(again, reviewed, strict=True))
     assert any(r.reason == "detector" for r in reviewed)
     assert all(r.label == "unknown" and not r.accepted for r in reviewed if r.reason == "detector")
     fitted_on = online._model

@@ -118,13 +118,14 @@ class Detector(Defence):
 class DefendedModel(torch.nn.Module):
     """The guard with its defences as one pixels → scores module (N×H×W×3, 0..255 → N×K).
 
-    Transforms run in order on the crops; the views' scores are averaged. A detector that flags a
-    sample pulls all its scores below every threshold (by `penalty` per unit of excess over its
-    threshold, in units of the threshold's scale), so the reject option — and the reject-aware
-    attacker's objective — treat "detected" as "rejected": the joint objective of an adaptive attack.
+    Transforms run in order on the crops; the views' scores are averaged. A detector pulls all of a
+    sample's scores down by `penalty` per unit of its score above (threshold − `margin`), in units of
+    the threshold's scale, so the reject-aware attacker's objective treats "detected" as "rejected":
+    the joint objective of an adaptive attack (accepted with a wrong label and undetected). The
+    pipeline's decisions apply each detector's threshold exactly; this is the attacker's view.
     """
 
-    def __init__(self, model: torch.nn.Module, defences: list[Defence], penalty: float = 50.0):
+    def __init__(self, model: torch.nn.Module, defences: list[Defence], penalty: float = 50.0, margin: float = 0.02):
         super().__init__()
         self.model = model
         self.transforms = [d for d in defences if isinstance(d, InputTransform)]
@@ -132,7 +133,7 @@ class DefendedModel(torch.nn.Module):
         unknown = [d for d in defences if not isinstance(d, InputTransform | Detector)]
         if unknown:
             raise ValueError(f"not a transform or detector: {unknown}")
-        self.penalty = float(penalty)
+        self.penalty, self.margin = float(penalty), float(margin)
         self.classes = model.classes
         self.reject = True  # the detectors reject even where the classifier has no reject option
         t = model.thresholds if getattr(model, "reject", False) else torch.full_like(model.thresholds, -1e6)
@@ -163,9 +164,10 @@ class DefendedModel(torch.nn.Module):
         _, s, det = self.parts(x)
         for d in self.detectors:
             if d.name in det:
-                excess = (det[d.name] - d.threshold) / max(abs(d.threshold), 1e-6)
-                flagged = (excess > 0).to(s.dtype)  # a step below every threshold, and a slope back out
-                s = s - self.penalty * (flagged + torch.relu(excess))[:, None]
+                # a hinge with a margin: continuous (a step would stall a line search at the boundary),
+                # and steep enough that a crop past the threshold has every class far below its own
+                excess = (det[d.name] - d.threshold) / max(abs(d.threshold), 1e-6) + self.margin
+                s = s - self.penalty * torch.relu(excess)[:, None]
         return s
 
     def reseed(self) -> None:

@@ -69,14 +69,18 @@ class OnlineDefences:
             self._pipe, self._model = pipe, model
         return self._pipe
 
-    def review(self, rec, decision, crop: np.ndarray):
-        """The decision after the defences (the classifier's own when there are none or nothing is learned)."""
+    def review(self, rec, decision, crop: np.ndarray, features: np.ndarray | None = None):
+        """The decision after the defences (the classifier's own when there are none or nothing is learned).
+
+        `features`: the crop's, when the caller has them (detectors alone then need no second forward)."""
         if not self.specs or rec.classifier is None or len(rec.classes) < 2:
             return decision
         with self._lock:
             pipe = self._pipeline(rec)
             x = torch.from_numpy(np.asarray(crop, np.float32)[None]).to(self._model.thresholds.device)
-            dd = pipe.decide(x)[0]
+            f = None if features is None else torch.from_numpy(
+                np.asarray(features, np.float64).reshape(1, -1)).to(x.device)
+            dd = pipe.decide(x, f)[0]
             notes = tuple(pipe.notes)
         if dd.label >= 0:
             return replace(decision, label=rec.classes[dd.label], accepted=True, reason="accepted",

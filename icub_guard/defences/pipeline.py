@@ -69,7 +69,9 @@ class DefencePipeline:
         randomized = any(d.randomized for d in self.defences)
         return EOT(self.defended, eot) if randomized and eot > 1 else self.defended
 
-    def decide(self, x: torch.Tensor) -> list[DefendedDecision]:
+    def decide(self, x: torch.Tensor, feats: torch.Tensor | None = None) -> list[DefendedDecision]:
+        """Decisions on crops `x`; with no transforms, `feats` (the crops' features, already computed) spare a
+        second forward through the network."""
         if self.smoothing is not None:
             self.smoothing.reseed()
             label, radius, reasons = self.smoothing.certify(self.model, x)
@@ -77,7 +79,11 @@ class DefencePipeline:
                     for c, rad, r in zip(label, radius, reasons, strict=True)]
         self.defended.reseed()
         with torch.no_grad():
-            _, s, det = self.defended.parts(x)
+            if feats is not None and not self.defended.transforms:
+                s = self.model.head(feats)
+                det = {d.name: d.score(feats, s) for d in self.detectors if d.fitted}
+            else:
+                _, s, det = self.defended.parts(x)
         top = s.argmax(1)
         ok = s.gather(1, top[:, None])[:, 0] > self.defended.thresholds[top]
         out = []

@@ -240,14 +240,15 @@ def defences_markdown(res: DefenceEvalResult) -> str:
              f"{c['n_test']} test crops per class; Algorithm 1 (reject-aware, {c['steps']} steps, l2); adaptive: "
              f"EOT {c['eot']} draws per step for randomised defences, BPDA for JPEG, joint objective for detectors. "
              f"Accuracy rule: {res.rule}.", "",
-             f"## Accuracy vs d_max ({d}): non-adaptive → adaptive", "",
-             "| defence | clean acc. | clean rejected | non-adaptive | adaptive |", "|---|---|---|---|---|",
+             f"## Accuracy vs d_max ({d}): non-adaptive, adaptive (best of two starts), adaptive from clean", "",
+             "| defence | clean acc. | clean rejected | non-adaptive | adaptive | adaptive, clean start |",
+             "|---|---|---|---|---|---|",
              f"| none | {res.undefended['accuracy'][0]:.2f} | {res.undefended['rejected'][0]:.2f} | "
-             + " ".join(f"{a:.2f}" for a in res.undefended["accuracy"]) + " | (same) |"]
+             + " ".join(f"{a:.2f}" for a in res.undefended["accuracy"]) + " | | |"]
     for r in res.defences:
         lines.append(f"| {r.name} | {r.clean_accuracy:.2f} | {r.clean_rejected:.2f} | "
-                     + " ".join(f"{a:.2f}" for a in r.accuracy["non_adaptive"]) + " | "
-                     + " ".join(f"{a:.2f}" for a in r.accuracy["adaptive"]) + " |")
+                     + " | ".join(" ".join(f"{a:.2f}" for a in r.accuracy[k])
+                                  for k in ("non_adaptive", "adaptive", "adaptive_cold_start")) + " |")
     lines += ["", f"## Günther et al.'s table, at d_max {c['table_d_max']:g} (non-adaptive attacks that fooled the "
               "undefended guard)", "", "| defence | clean accuracy | corrected (right label) | caught (rejected) | "
               "detector ROC AUC |", "|---|---|---|---|---|"]

@@ -194,7 +194,7 @@ class GuardNode(GuardedNode):
             return
         try:
             feats = self.rec.features(crop)
-            decision = self.defences.review(self.rec, self.rec.classify_features(feats)[0], crop)
+            decision = self.defences.review(self.rec, self.rec.classify_features(feats)[0], crop, feats)
             step = self.session.observe(feats, decision=decision)
             d = step.decision
         except Exception as exc:  # a robot's recogniser must outlive a bug: log loudly, count, go on

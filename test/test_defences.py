@@ -226,3 +226,18 @@ def test_online_defences_review_the_guards_decisions_and_refit_after_learning(tr
     r = few.review(trained, base[0], crops[0])
     assert r.reason in ("accepted", "below_threshold") and not r.notes  # enough examples: fitted
     assert OnlineDefences([]).review(trained, base[0], crops[0]) is base[0]
+
+
+def test_kde_scores_atypical_features_higher(guard):
+    m = guard["model"]
+    with torch.no_grad():
+        s = m.head(guard["f"])
+        kde = make_defence("kde:false_reject=0.1").fit(guard["f"], guard["y"], s)
+        kde.calibrate(guard["fv"], m.head(guard["fv"]))
+        typical = kde.score(guard["f"][:8], s[:8])
+        odd = torch.nn.functional.normalize(torch.rand(8, guard["f"].shape[1], dtype=torch.float64), dim=1)
+        atypical = kde.score(odd, m.head(odd))
+    assert float(atypical.min()) > float(typical.max())
+    assert bool((atypical > kde.threshold).all())
+    with pytest.raises(ValueError, match="two classes"):
+        make_defence("kde").fit(guard["f"][:3], guard["y"][:3] * 0, s[:3])

@@ -12,6 +12,7 @@ import inspect
 from .base import EOT, Defence, DefendedModel, Detector, InputTransform, NotFitted
 from .blur import GaussianBlur
 from .jpeg import Jpeg
+from .kde import KernelDensity
 from .mahalanobis import Mahalanobis
 from .multicrop import MultiCrop
 from .noise import GaussianNoise
@@ -22,7 +23,7 @@ from .shift import RandomShift
 from .smoothing import RandomizedSmoothing
 
 DEFENCES: dict[str, type[Defence]] = {cls.name: cls for cls in (
-    GaussianNoise, GaussianBlur, RandomShift, MultiCrop, RandomResizePad, Jpeg, Mahalanobis, OpenSetEVT,
+    GaussianNoise, GaussianBlur, RandomShift, MultiCrop, RandomResizePad, Jpeg, KernelDensity, Mahalanobis, OpenSetEVT,
     RandomizedSmoothing)}
 
 

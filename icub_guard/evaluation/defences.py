@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 #: every defence, as `evaluate --defences` runs them by default ("+" composes: Günther's combination)
 ALL = ("noise", "blur", "shift", "noise+blur+shift", "multicrop", "multicrop:combine=vote", "resize_pad", "jpeg",
-       "mahalanobis", "open_set", "smoothing")
+       "kde", "mahalanobis", "open_set", "smoothing")
 
 
 @dataclass

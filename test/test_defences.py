@@ -165,7 +165,8 @@ def test_the_adaptive_attacker_differentiates_through_the_defences(guard):
 def test_evaluate_defences_runs_end_to_end_and_reports_both_attackers(tmp_path):
     from icub_guard.evaluation import DefenceEvalConfig, run_defence_evaluation, write_defence_report
 
-    cfg = DefenceEvalConfig(defences=("multicrop", "mahalanobis", "smoothing:n0=4:n=16:alpha=0.05"), n_train=6,
+    cfg = DefenceEvalConfig(defences=("multicrop", "mahalanobis", "smoothing:n0=4:n=16:alpha=0.05",
+                                      "adv_augment:steps=2"), n_train=6,
                             n_val=4, n_test=1, d_max=(0.0, 2000.0), steps=3, eot=2, table_d_max=2000.0,
                             input_size=64, device="cpu", radii=(0.0, 10.0))
     res = run_defence_evaluation(cfg)
@@ -241,3 +242,32 @@ def test_kde_scores_atypical_features_higher(guard):
     assert bool((atypical > kde.threshold).all())
     with pytest.raises(ValueError, match="two classes"):
         make_defence("kde").fit(guard["f"][:3], guard["y"][:3] * 0, s[:3])
+
+
+def test_adversarial_augmentation_learns_the_attacked_crop_under_the_same_label_and_decision(trained, data7):
+    from icub_guard.core.session import SessionConfig, TeachingSession
+    from icub_guard.defences.online import OnlineDefences
+
+    for bad, why in (("adv_augment:attack=noise", "gradient attack"), ("adv_augment:norm=l0", "norm"),
+                     ("adv_augment:eps=0", "eps")):
+        with pytest.raises(ValueError, match=why):
+            make_defence(bad)
+    online = OnlineDefences(["adv_augment:eps=800:steps=3"])
+    assert online.augment is not None and not online.decides
+    crop, label = data7["test"].images[0], data7["test"].labels[0]
+    base = trained.classify_features(trained.features(crop[None]))[0]
+    assert online.review(trained, base, crop) is base  # it shapes learning, not decisions
+    adv = online.augment.attacked(trained.guard_model(), crop[None], [trained.classes.index(label)])
+    assert adv.dtype == np.uint8 and np.linalg.norm(adv[0].astype(float) - crop) <= 800 + 1e-6
+    assert np.abs(adv[0].astype(int) - crop).max() > 0
+    session = TeachingSession(trained, SessionConfig.defaults())
+    step = session.observe(trained.features(crop[None]))
+    n = trained.n_examples
+    out = session.feedback(f'{{"decision_id": {step.decision_id}, "label": "{label}", "teacher": "ana"}}')
+    assert out.action == "learned"
+    session.learn_extra(online.augmented_features(trained, crop, label), label, "ana", step.decision_id,
+                        "adversarial")
+    assert trained.n_examples == n + 2
+    assert sorted(p.source for p in session.provenance.values() if p.decision == step.decision_id) == \
+        ["adversarial", "feedback"]
+    assert len(session.forget_decision(step.decision_id)) == 2 and trained.n_examples == n

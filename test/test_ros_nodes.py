@@ -157,6 +157,12 @@ def test_defences_are_a_runtime_parameter_and_decisions_name_the_stage(ros, guar
     assert ros.set_param("guard_node", "defences", "mahalanobis:false_reject=0.5")
     reasons = {ros.frame_and_decision(f.image, f.roi)["reason"] for k in (0, 1) for f in frames[k]}
     assert "detector" in reasons, reasons  # its threshold passes only half of what was taught
+    assert ros.set_param("guard_node", "defences", "adv_augment:eps=800:steps=2")  # learning, not deciding
+    ros.spin_for(1.0)
+    n, augmented = int(diag(ros)["examples"]), int(diag(ros).get("augmented", 0))
+    teach(ros, frames[1][3], "duck")
+    ros.wait_for(lambda: int(diag(ros).get("augmented", 0)) == augmented + 1, 30, "the attacked crop learned too")
+    ros.wait_for(lambda: int(diag(ros)["examples"]) == n + 2, 10, "two examples from one label")
     assert ros.set_param("guard_node", "defences", "")
     assert ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)["stages"] == {}
 

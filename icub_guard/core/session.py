@@ -149,7 +149,7 @@ class Open:
 
 @dataclass
 class Provenance:
-    """Who taught an example, when, for which decision, and how (feedback | confirm | confirmed)."""
+    """Who taught an example, when, for which decision, and how (feedback | confirm | confirmed | adversarial)."""
 
     teacher: str
     time: float
@@ -466,6 +466,13 @@ class TeachingSession:
                           resolved="no_agreement")
         log.debug("%s", out.describe())
         return out
+
+    def learn_extra(self, feats, label: str, teacher: str, decision_id: int | None, source: str) -> LearnReport:
+        """Learn an example derived from an accepted label (e.g. its crop attacked: `defences.augment`),
+        attributed to the same teacher and decision, journaled; not screened again."""
+        with self._lock:
+            return self._learn(np.asarray(feats, np.float32).reshape(1, -1), check_label(label), source,
+                               check_teacher(teacher), decision_id)
 
     def _learn(self, feats: np.ndarray, label: str, source: str = "feedback", teacher: str = DEFAULT_TEACHER,
                decision_id: int | None = None, journal: bool = True, when: float | None = None) -> LearnReport:

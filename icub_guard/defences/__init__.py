@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 
+from .augment import AdversarialAugmentation
 from .base import EOT, Defence, DefendedModel, Detector, InputTransform, NotFitted
 from .blur import GaussianBlur
 from .jpeg import Jpeg
@@ -23,6 +24,7 @@ from .shift import RandomShift
 from .smoothing import RandomizedSmoothing
 
 DEFENCES: dict[str, type[Defence]] = {cls.name: cls for cls in (
+    AdversarialAugmentation,
     GaussianNoise, GaussianBlur, RandomShift, MultiCrop, RandomResizePad, Jpeg, KernelDensity, Mahalanobis, OpenSetEVT,
     RandomizedSmoothing)}
 

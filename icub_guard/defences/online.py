@@ -48,6 +48,10 @@ class OnlineDefences:
     def __init__(self, specs=(), seed: int = 0):
         self.specs = check_specs(specs)
         self.seed = seed
+        built = [make_defence(s, seed=seed) for s in self.specs]
+        #: adversarial augmentation, if listed: it shapes what is learned, not the decisions
+        self.augment = next((d for d in built if d.stage == "train"), None)
+        self.decides = any(d.stage != "train" for d in built)
         self._pipe: DefencePipeline | None = None
         self._model = None
         self._lock = threading.Lock()
@@ -73,7 +77,7 @@ class OnlineDefences:
         """The decision after the defences (the classifier's own when there are none or nothing is learned).
 
         `features`: the crop's, when the caller has them (detectors alone then need no second forward)."""
-        if not self.specs or rec.classifier is None or len(rec.classes) < 2:
+        if not self.decides or rec.classifier is None or len(rec.classes) < 2:
             return decision
         with self._lock:
             pipe = self._pipeline(rec)
@@ -87,3 +91,11 @@ class OnlineDefences:
                            stages=dd.stage_scores, radius=dd.radius, notes=notes)
         return replace(decision, label=UNKNOWN, accepted=False, reason=dd.reason, stages=dd.stage_scores,
                        radius=dd.radius, notes=notes)
+
+    def augmented_features(self, rec, crop: np.ndarray, label: str) -> np.ndarray | None:
+        """With `adv_augment`: features of `crop` attacked away from `label` on the current model (None: not
+        listed, or fewer than two classes to attack between)."""
+        if self.augment is None or rec.classifier is None or len(rec.classes) < 2 or label not in rec.classes:
+            return None
+        adv = self.augment.attacked(rec.guard_model(), np.asarray(crop)[None], [rec.classes.index(label)])
+        return rec.features(adv)

@@ -28,10 +28,12 @@ class DefendedDecision:
 
 class DefencePipeline:
     def __init__(self, model: torch.nn.Module, defences: list[Defence]):
+        self.training = [d for d in defences if d.stage == "train"]  # they shape the model, not its decisions
+        defences = [d for d in defences if d.stage != "train"]
         smoothing = [d for d in defences if isinstance(d, RandomizedSmoothing)]
         if smoothing and len(defences) > 1:
-            raise ValueError("smoothing is a prediction rule of its own: use it alone")
-        names = [d.name for d in defences]
+            raise ValueError("smoothing is a prediction rule of its own: use it alone (adv_augment aside)")
+        names = [d.name for d in [*defences, *self.training]]
         if len(set(names)) != len(names):
             raise ValueError(f"a defence is listed twice: {names}")
         self.model, self.defences = model, list(defences)

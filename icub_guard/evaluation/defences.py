@@ -9,7 +9,8 @@ Procedure:
 3. Adaptive, per defence: Algorithm 1, reject-aware, on the defended model (`DefencePipeline.
    attack_model`): expectation over transformation (`eot` draws per step) for randomised transforms
    and smoothing, BPDA (straight-through) for JPEG, and for detectors the joint objective (a
-   detected crop counts as rejected, so success means a wrong label accepted *and* undetected).
+   detected crop counts as rejected, so success means a wrong label accepted *and* undetected);
+   against adversarial augmentation, on the classifier trained with the attacked training crops.
    It runs twice — from the clean crop (a sweep over d_max) and from where the non-adaptive attack
    ended — and a crop counts as broken if either start breaks it.
 4. Per defence: accuracy per d_max under both attackers (one rule, as `evaluate`: a rejection is
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 #: every defence, as `evaluate --defences` runs them by default ("+" composes: Günther's combination)
 ALL = ("noise", "blur", "shift", "noise+blur+shift", "multicrop", "multicrop:combine=vote", "resize_pad", "jpeg",
-       "kde", "mahalanobis", "open_set", "smoothing")
+       "kde", "mahalanobis", "open_set", "smoothing", "adv_augment")
 
 
 @dataclass
@@ -168,7 +169,15 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
     for spec in cfg.defences:
         say(f"defence {spec}")
         t = time.perf_counter()
-        pipe = DefencePipeline(base, [make_defence(s, seed=cfg.seed) for s in spec.split("+")])
+        defences = [make_defence(s, seed=cfg.seed) for s in spec.split("+")]
+        model = base
+        for aug in (d for d in defences if d.stage == "train"):  # adversarial augmentation: a model of its own
+            F_adv = extractor.extract(aug.attacked(base, train.images, y_tr.cpu().numpy()))
+            clf_a = make_classifier("svm-adv", C=hp["C"], gamma=hp["gamma"]).fit(
+                np.vstack([F_tr, F_adv]), np.concatenate([train.labels, train.labels]))
+            clf_a.calibrate(F_val, val.labels, cfg.false_reject)
+            model = GuardModel.from_classifier(extractor, clf_a)
+        pipe = DefencePipeline(model, defences)
         pipe.fit(f_tr, y_tr, f_val)
         clean = pipe.labels(x)
         non_adaptive = [pipe.labels(im) for im in attacked]

@@ -246,6 +246,22 @@ class GuardNode(GuardedNode):
                 self.pub_query_img.publish(rgb_to_image(crop, stamp, frame_id))
         if outcome.report is not None:
             self._learned(outcome.report, source)
+            self._augment(outcome)
+
+    def _augment(self, outcome: Outcome) -> None:
+        """`adv_augment` among the defences: the label's crop, attacked, is learned too (same teacher, decision)."""
+        held = self.crops.get(outcome.decision_id if outcome.decision_id is not None else -1)
+        if self.defences.augment is None or held is None:
+            return
+        feats = self.defences.augmented_features(self.rec, held[0], outcome.label)
+        if feats is None:
+            return
+        try:
+            self.session.learn_extra(feats, outcome.label, outcome.teacher, outcome.decision_id, "adversarial")
+        except OSError as exc:
+            self._journal_failed(exc)
+            return
+        self.health.counts["augmented"] += 1
 
     def _journal_failed(self, exc: OSError) -> None:
         self.health.counts["journal_errors"] += 1

@@ -480,8 +480,11 @@ def test_guard_keeps_a_loaded_models_calibrated_thresholds(ros, frames, tmp_path
         ros.destroy_subscription(sub)
 
 
-def decide(ros, pub_img, decisions: list, image, tries: int = 5) -> dict:
-    """Publish a frame (best effort: re-sent if it was dropped) until the guard decides about it."""
+def decide(ros, pub_img, decisions: list, image, tries: int = 10) -> dict:
+    """Publish a frame (best effort: re-sent if it was dropped) until the guard decides about it.
+
+    After a SIGKILL, DDS may still match the dead process for a while (and a loaded machine discovers
+    slowly), so it tries for up to a minute; it returns at the first decision."""
     ros.wait_for(lambda: pub_img.get_subscription_count() > 0, 60, "the guard's image subscription")
     n = len(decisions)
     for _ in range(tries):

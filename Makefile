@@ -45,6 +45,7 @@ bench: $(VENV)/.installed   # about 30 minutes on a 2-core CPU (bench_attacks ti
 	$(PY) bench/bench_screening.py
 	$(PY) bench/bench_startup.py
 	$(PY) bench/bench_defences.py
+	$(PY) bench/bench_evaluate.py
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then $(PY) bench/bench_web.py; \
 	  else echo "bench_web.py skipped: no Chromium (make test-browser installs it)"; fi
 

@@ -10,6 +10,7 @@ from .cw import CarliniWagner
 from .deepfool import DeepFool
 from .fgsm import FGSM
 from .fgv import FGV
+from .fmn import FastMinimumNorm, min_norm_curve
 from .fooling import FoolingImages
 from .hotcold import HotCold
 from .negative import NegativeImage
@@ -33,6 +34,7 @@ def make_attack(name: str, model, **params) -> Attack:
 
 __all__ = [
     "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "Attack", "AttackInterrupted", "AttackResult", "CarliniWagner",
-    "DeepFool", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage", "PaperAttack", "UniversalPerturbation",
-    "accept_margins", "all_norms", "lp_norm", "make_attack", "project", "rect_mask",
+    "DeepFool", "FastMinimumNorm", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage", "PaperAttack",
+    "UniversalPerturbation",
+    "accept_margins", "all_norms", "lp_norm", "make_attack", "min_norm_curve", "project", "rect_mask",
 ]

@@ -158,6 +158,21 @@ def cmd_train(args) -> int:
     return 0
 
 
+def with_progress(args, total: int, desc: str, unit: str, run):
+    """`run(progress)` under a progress bar that `progress(message)` advances one step at a time."""
+    bar = tqdm(total=total, desc=desc, unit=unit, disable=args.quiet)
+
+    def progress(msg: str) -> None:
+        bar.set_postfix_str(msg)
+        bar.update(1)
+
+    try:
+        return run(progress)
+    finally:
+        bar.update(max(0, bar.total - bar.n))
+        bar.close()
+
+
 def cmd_evaluate(args) -> int:
     from .evaluation import EvalConfig, run_security_evaluation, sanity_lines, write_report
 
@@ -170,16 +185,8 @@ def cmd_evaluate(args) -> int:
                      d_max=tuple(args.d_max), norm=args.norm, steps=args.steps, backbone=args.backbone,
                      weights=weights, input_size=args.input_size, seed=args.seed, device=args.device,
                      target_false_reject=args.false_reject, adaptive=not args.no_adaptive)
-    stages = 6 + (2 if cfg.adaptive else 0) + 2
-    bar = tqdm(total=stages, desc="evaluate", unit="stage", disable=args.quiet)
-
-    def progress(msg):
-        bar.set_postfix_str(msg)
-        bar.update(1)
-
-    result = run_security_evaluation(cfg, progress)
-    bar.update(bar.total - bar.n)
-    bar.close()
+    result = with_progress(args, 6 + (2 if cfg.adaptive else 0) + 2, "evaluate", "stage",
+                           lambda progress: run_security_evaluation(cfg, progress))
     files = write_report(result, args.out)
     print("\naccuracy vs d_max (" + ", ".join(f"{d:g}" for d in result.d_max) + ")")
     for mode, per in result.accuracy.items():
@@ -210,15 +217,8 @@ def cmd_evaluate_defences(args, weights: str) -> int:
                                 false_reject=args.false_reject)
     except ValueError as exc:
         raise GuardError(f"evaluate --defences: {exc}") from exc
-    bar = tqdm(total=2 + len(specs), desc="evaluate --defences", unit="stage", disable=args.quiet)
-
-    def progress(msg):
-        bar.set_postfix_str(msg)
-        bar.update(1)
-
-    result = run_defence_evaluation(cfg, progress)
-    bar.update(bar.total - bar.n)
-    bar.close()
+    result = with_progress(args, 2 + len(specs), "evaluate --defences", "stage",
+                           lambda progress: run_defence_evaluation(cfg, progress))
     files = write_defence_report(result, args.out)
     print(f"\naccuracy vs d_max ({', '.join(f'{d:g}' for d in result.d_max)}): non-adaptive | adaptive")
     print(f"  {'none':28s} " + " ".join(f"{a:.2f}" for a in result.undefended["accuracy"]))
@@ -244,14 +244,8 @@ def cmd_evaluate_teaching(args) -> int:
                              seeds=tuple(args.seeds), flips=tuple(args.flips), backbone=args.backbone,
                              weights=weights, input_size=args.input_size, device=args.device)
     n_runs = len(cfg.seeds) * 2 * len(scenarios(cfg.flips))
-    bar = tqdm(total=n_runs, desc="evaluate-teaching", unit="run", disable=args.quiet)
-
-    def progress(msg):
-        bar.set_postfix_str(msg)
-        bar.update(1)
-
-    result = run_teaching_evaluation(cfg, progress)
-    bar.close()
+    result = with_progress(args, n_runs, "evaluate-teaching", "run",
+                           lambda progress: run_teaching_evaluation(cfg, progress))
     files = write_teaching_report(result, args.out)
     print()
     print(teaching_markdown(result))

@@ -22,7 +22,7 @@ import torch
 
 from ..core.validation import UNKNOWN
 from . import make_defence
-from .pipeline import DefencePipeline
+from .pipeline import DefencePipeline, compose
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,7 @@ def parse_specs(text: str) -> list[str]:
 def check_specs(specs) -> list[str]:
     """The specs, each built once and composed, so a bad list is refused (`ValueError`) before it is applied."""
     specs = [str(s).strip() for s in specs if str(s).strip()]
-
-    class _Model(torch.nn.Module):
-        classes, reject = ["a", "b"], True
-        thresholds = torch.zeros(2)
-
-    DefencePipeline(_Model(), [make_defence(s) for s in specs])
+    compose([make_defence(s) for s in specs])
     return specs
 
 

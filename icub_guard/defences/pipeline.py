@@ -26,18 +26,24 @@ class DefendedDecision:
     radius: float | None = None  # certified l2 radius (smoothing)
 
 
+def compose(defences: list[Defence]) -> tuple[list[Defence], list[Defence], RandomizedSmoothing | None]:
+    """(training defences, deciding defences in order, smoothing or None); `ValueError` for a list that
+    cannot be composed. Needs no model: the guard's on-set callback and `evaluate` check lists with it."""
+    names = [d.name for d in defences]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a defence is listed twice: {names}")
+    training = [d for d in defences if d.stage == "train"]  # they shape the model, not its decisions
+    deciding = [d for d in defences if d.stage != "train"]
+    smoothing = [d for d in deciding if isinstance(d, RandomizedSmoothing)]
+    if smoothing and len(deciding) > 1:
+        raise ValueError("smoothing is a prediction rule of its own: use it alone (adv_augment aside)")
+    return training, deciding, smoothing[0] if smoothing else None
+
+
 class DefencePipeline:
     def __init__(self, model: torch.nn.Module, defences: list[Defence]):
-        self.training = [d for d in defences if d.stage == "train"]  # they shape the model, not its decisions
-        defences = [d for d in defences if d.stage != "train"]
-        smoothing = [d for d in defences if isinstance(d, RandomizedSmoothing)]
-        if smoothing and len(defences) > 1:
-            raise ValueError("smoothing is a prediction rule of its own: use it alone (adv_augment aside)")
-        names = [d.name for d in [*defences, *self.training]]
-        if len(set(names)) != len(names):
-            raise ValueError(f"a defence is listed twice: {names}")
-        self.model, self.defences = model, list(defences)
-        self.smoothing = smoothing[0] if smoothing else None
+        self.training, deciding, self.smoothing = compose(defences)
+        self.model, self.defences = model, deciding
         self.defended = None if self.smoothing else DefendedModel(model, self.defences)
         self.notes: list[str] = []
 

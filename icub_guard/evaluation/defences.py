@@ -42,6 +42,7 @@ from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
 from ..core.svm import make_classifier, select_hyperparameters
 from ..defences import DefencePipeline, make_defence
+from ..defences.online import check_specs
 from .security import ACCURACY_RULE
 
 log = logging.getLogger(__name__)
@@ -73,16 +74,9 @@ class DefenceEvalConfig:
 
     def __post_init__(self) -> None:
         for spec in self.defences:  # an unknown name or parameter is a configuration error, said now
-            DefencePipeline(_PlaceholderModel(), [make_defence(s) for s in spec.split("+")])
+            check_specs(spec.split("+"))
         if self.table_d_max not in self.d_max:
             raise ValueError(f"table_d_max {self.table_d_max:g} must be one of d_max {self.d_max}")
-
-
-class _PlaceholderModel(torch.nn.Module):
-    """Enough of a model to check a pipeline's composition before any data is loaded."""
-
-    classes, reject = ["a", "b"], True
-    thresholds = torch.zeros(2)
 
 
 @dataclass

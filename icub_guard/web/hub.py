@@ -186,7 +186,7 @@ class TeacherHub:
 
     def snapshot(self) -> dict:
         """Everything a page needs when it (re)connects."""
-        self._expire()
+        self.expire()
         return {"type": "state", "protocol": PROTOCOL, "decision": self.decision, "classes": self.classes,
                 "questions": list(self.questions.values()), "history": list(self.history), "status": self.status}
 
@@ -290,11 +290,9 @@ class TeacherHub:
         c.events.append(body)
         c.wake()
 
-    def expire(self) -> None:
-        self._expire()
-
     # -------------------------------------------------------------- helpers
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """Drop the questions unanswered for longer than `question_ttl_s` (the guard has forgotten them)."""
         now = self.clock()
         for qid in [q for q, (t, _) in self._meta.items() if now - t > self.limits.question_ttl_s]:
             self._close(qid, "expired")

@@ -181,10 +181,14 @@ def cmd_evaluate(args) -> int:
         weights = make_extractor(args).spec.weights  # imagenet when available, else random (warned)
     if args.defences is not None:
         return cmd_evaluate_defences(args, weights)
-    cfg = EvalConfig(dataset=args.dataset, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
-                     d_max=tuple(args.d_max), norm=args.norm, steps=args.steps, backbone=args.backbone,
-                     weights=weights, input_size=args.input_size, seed=args.seed, device=args.device,
-                     target_false_reject=args.false_reject, adaptive=not args.no_adaptive)
+    try:
+        cfg = EvalConfig(dataset=args.dataset, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
+                         d_max=tuple(args.d_max), norm=args.norm, steps=args.steps, backbone=args.backbone,
+                         weights=weights, input_size=args.input_size, seed=args.seed, device=args.device,
+                         target_false_reject=args.false_reject, adaptive=not args.no_adaptive, attack=args.attack,
+                         fmn_steps=args.fmn_steps, precision=args.precision)
+    except ValueError as exc:
+        raise GuardError(f"evaluate: {exc}") from exc
     result = with_progress(args, 6 + (2 if cfg.adaptive else 0) + 2, "evaluate", "stage",
                            lambda progress: run_security_evaluation(cfg, progress))
     files = write_report(result, args.out)
@@ -309,7 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-test", type=int, default=5, help="attacked test crops per class")
     ev.add_argument("--d-max", type=float, nargs="+", default=[0, 250, 500, 1000, 2000, 4000])
     ev.add_argument("--norm", default="l2", choices=["l1", "l2", "linf"])
-    ev.add_argument("--steps", type=int, default=20, help="gradient steps per d_max")
+    ev.add_argument("--attack", default="auto", choices=["auto", "fmn", "algorithm1"],
+                    help="what draws the curves: one fast minimum-norm run for every d_max (fmn, l2 only), or "
+                         "Algorithm 1 per d_max as in the paper (algorithm1); auto: fmn in l2")
+    ev.add_argument("--steps", type=int, default=20, help="Algorithm 1's gradient steps per d_max")
+    ev.add_argument("--fmn-steps", type=int, default=20, help="the minimum-norm attack's steps (once, all d_max)")
+    ev.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
+                    help="the attacks' gradient passes (judging is always float32); auto: bfloat16 on a CPU with "
+                         "AMX or a CUDA GPU with bf16, else float32")
     ev.add_argument("--false-reject", type=float, default=0.05, help="calibration target of SVM-adv +5%%")
     ev.add_argument("--no-adaptive", action="store_true", help="skip the reject-aware attacker")
     ev.add_argument("--strict", action="store_true", help="exit 1 if a sanity check fails")

@@ -93,9 +93,34 @@ def test_pass_and_ssim():
 
 
 def test_cli_evaluate_writes_a_report(tmp_path, capsys):
+    """The paper's procedure (Algorithm 1 per d_max) stays one flag away; the module's fixture runs the fast one."""
     rc = main(["-q", "evaluate", "--weights", "random", "--input-size", "64", "--n-train", "8", "--n-val", "4",
-               "--n-test", "1", "--d-max", "0", "2000", "--steps", "3", "--no-adaptive", "--out", str(tmp_path)])
+               "--n-test", "1", "--d-max", "0", "2000", "--steps", "3", "--no-adaptive", "--attack", "algorithm1",
+               "--out", str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "sanity checks" in out and "accuracy vs d_max" in out
-    assert (tmp_path / "report.md").exists()
+    assert "sanity checks" in out and "accuracy vs d_max" in out and "more attack steps do not raise accuracy" in out
+    md = (tmp_path / "report.md").read_text()
+    assert "Algorithm 1 in l2, 3 steps per d_max" in md
+
+
+def test_the_fast_curve_reports_its_attack(result):
+    assert result.attack["curves"] == "fmn" and set(result.attack["runs"]) == {
+        f"{r} ({m})" for r in ("svm", "svm-rbf", "svm-adv+5% (adaptive)") for m in ("generic", "specific")}
+    names = [c["check"] for c in result.sanity]
+    assert any(n.startswith("minimum-norm curve is not above Algorithm 1 at d_max") for n in names)
+    assert "more attack steps do not raise the minimum-norm curve (svm-rbf)" in names
+
+
+@pytest.mark.parametrize(("kw", "match"), [(dict(attack="pgd"), "attack must be one of"),
+                                           (dict(attack="fmn", norm="linf"), "l2 only"),
+                                           (dict(fmn_steps=0), "fmn_steps")])
+def test_bad_evaluation_settings_are_refused(kw, match):
+    with pytest.raises(ValueError, match=match):
+        EvalConfig(**kw)
+    assert EvalConfig(norm="linf").curve_attack == "algorithm1" and EvalConfig().curve_attack == "fmn"
+
+
+def test_cli_refuses_the_fast_attack_in_linf(capsys):
+    assert main(["-q", "evaluate", "--weights", "random", "--attack", "fmn", "--norm", "linf"]) != 0
+    assert "l2 only" in capsys.readouterr().err

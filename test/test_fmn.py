@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 import torch
 
 from icub_guard.attacks import PaperAttack
-from icub_guard.attacks.fmn import FastMinimumNorm, min_norm_curve
+from icub_guard.attacks.fmn import FastMinimumNorm, min_norm_curve, min_norm_images
 
 
 def _setup(trained, data7):
@@ -39,18 +40,61 @@ def test_the_min_norm_curve_is_never_above_algorithm_1(trained, data7):
     assert np.isfinite(norms).all() and (norms[np.isfinite(norms)] >= 0).all()
 
 
-def test_fmn_stops_samples_early_and_falls_back_where_it_finds_nothing(trained, data7):
-    model, x, y, judge = _setup(trained, data7)
-    attack = FastMinimumNorm(model, steps=40, patience=3)
+def test_fmn_stops_samples_early(trained, data7):
+    model, x, y, _ = _setup(trained, data7)
+    attack = FastMinimumNorm(model, steps=40, patience=3, rtol=0.05)
     r = attack(x, y)
     found = torch.isfinite(attack.best_norms)
     assert found.all() and (r.norms["l2"][found] <= attack.best_norms[found] + 1e-3).all()
+    assert attack.gradient_evals < 40  # every sample stopped before the schedule ended
+    with pytest.raises(ValueError, match="rtol"):
+        FastMinimumNorm(model, rtol=1.0)
+
+
+def test_min_norm_images_are_in_budget_and_a_success_is_kept(trained, data7):
+    model, x, y, judge = _setup(trained, data7)
+    grid = [0.0, 300.0, 800.0, 2500.0]
+    images, info = min_norm_images(model, x, y, grid, judge, steps=12)
+    everyone = np.arange(len(y))
+    broken_before = np.zeros(len(y), bool)
+    for d, im in zip(grid, images, strict=True):
+        dist = np.linalg.norm((im.astype(np.float32) - x.numpy()).reshape(len(im), -1), axis=1)
+        assert im.dtype == np.uint8 and (dist <= d + 1e-3).all(), (d, dist.max())
+        broken = ~judge(im, everyone)
+        assert not (broken_before & ~broken).any()  # what broke a sample at a smaller d_max still does
+        broken_before = broken
+    assert broken_before.mean() > 0.5 and info["fallback_runs"] == 0  # no fallback given: none ran
+
+
+def test_the_fallback_runs_where_fmn_stops_short_and_its_successes_count(trained, data7):
+    model, x, y, real_judge = _setup(trained, data7)
+
+    def judge(imgs, idx):  # a black crop (what the pretend fallback returns) counts as broken
+        return real_judge(imgs, idx) & (imgs.reshape(len(imgs), -1).max(1) > 0)
+
     calls = []
 
-    def fallback(xs, ys, grid):
-        calls.append(len(ys))
-        return [np.zeros(len(ys), bool) for _ in grid]  # Algorithm 1 (pretend) breaks them all
+    def fallback(xs, ys, ts, d, start):
+        assert ts is None and start.shape == xs.shape
+        calls.append((len(ys), d))
+        return np.zeros(tuple(xs.shape), np.uint8)
 
     fast, info = min_norm_curve(model, x, y, [0.0, 500.0], judge, steps=1, patience=1, fallback=fallback)
-    assert info["fallback_samples"] == sum(calls) > 0  # one step finds nothing for most crops
-    assert fast[0] <= 1 - info["fallback_samples"] / len(y) + 1e-12  # what the fallback breaks counts as broken
+    assert info["fallback_runs"] == sum(n for n, _ in calls) > 0 and all(d == 500.0 for _, d in calls)
+    assert info["fallback_wins"] == info["fallback_runs"]
+    assert fast[1] <= 1 - info["fallback_wins"] / len(y) + 1e-12  # what the fallback breaks counts as broken
+
+
+def test_bfloat16_gradients_point_the_same_way_and_results_keep_the_models_precision(trained, data7):
+    from icub_guard.attacks import PaperAttack, fast_precision
+
+    model, x, y, _ = _setup(trained, data7)
+    with pytest.raises(ValueError, match="precision"):
+        PaperAttack(model, precision="float16")
+    _, g32, s32 = PaperAttack(model).gain_and_grad(x, y, None)
+    _, g16, s16 = PaperAttack(model, precision="bfloat16").gain_and_grad(x, y, None)
+    cos = torch.nn.functional.cosine_similarity(g32.flatten(1), g16.flatten(1))
+    assert s16.dtype == s32.dtype != torch.bfloat16 and cos.min() > 0.8 and not torch.equal(g16, g32), cos
+    r = PaperAttack(model, eps=500.0, steps=3, precision="bfloat16")(x, y)
+    assert r.scores.dtype == s32.dtype and (r.norms["l2"] <= 500.0 + 1e-3).all()
+    assert fast_precision("cpu") in ("float32", "bfloat16") and fast_precision("meta") == "float32"

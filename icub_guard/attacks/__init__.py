@@ -3,14 +3,14 @@
 `make_attack(name, model, **params)` builds any of them by name.
 """
 
-from .base import Attack, AttackInterrupted, AttackResult, accept_margins
+from .base import PRECISIONS, Attack, AttackInterrupted, AttackResult, accept_margins, fast_precision
 from .bim import BIM
 from .constraints import all_norms, lp_norm, project, rect_mask
 from .cw import CarliniWagner
 from .deepfool import DeepFool
 from .fgsm import FGSM
 from .fgv import FGV
-from .fmn import FastMinimumNorm, min_norm_curve
+from .fmn import FastMinimumNorm, min_norm_curve, min_norm_images
 from .fooling import FoolingImages
 from .hotcold import HotCold
 from .negative import NegativeImage
@@ -33,8 +33,8 @@ def make_attack(name: str, model, **params) -> Attack:
 
 
 __all__ = [
-    "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "Attack", "AttackInterrupted", "AttackResult", "CarliniWagner",
-    "DeepFool", "FastMinimumNorm", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage", "PaperAttack",
-    "UniversalPerturbation",
-    "accept_margins", "all_norms", "lp_norm", "make_attack", "min_norm_curve", "project", "rect_mask",
+    "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "PRECISIONS", "Attack", "AttackInterrupted", "AttackResult",
+    "CarliniWagner", "DeepFool", "FastMinimumNorm", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage",
+    "PaperAttack", "UniversalPerturbation", "accept_margins", "all_norms", "fast_precision", "lp_norm", "make_attack",
+    "min_norm_curve", "min_norm_images", "project", "rect_mask",
 ]

@@ -68,6 +68,18 @@ def accept_margins(scores: torch.Tensor, thresholds: torch.Tensor | None) -> tor
     return scores - best_other
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def fast_precision(device: torch.device | str) -> str:
+    """bfloat16 where it is fast (CUDA with bf16, a CPU with AMX tiles), else float32: for attack gradients."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32"
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    return "bfloat16" if dev.type == "cpu" and amx() else "float32"
+
+
 class AttackInterrupted(RuntimeError):
     """`should_stop` asked an attack to stop before it finished."""
 
@@ -79,7 +91,9 @@ class Attack:
     unbounded), `norm` (one of the class's `norms`; any other raises), `mask`
     (1 where pixels may change, broadcastable to N×H×W×3, e.g. from
     `rect_mask`), `reject_aware` (adaptive objective), `seed` (random starts and
-    noise). An unknown keyword argument raises `TypeError`. Iterative attacks add
+    noise), `precision` of the gradient passes ("bfloat16": autocast, 2–3× faster
+    on CPUs with AMX and on GPUs; the result's scores and success keep the model's).
+    An unknown keyword argument raises `TypeError`. Iterative attacks add
     `steps` (their iteration budget); `gradient_evals` counts backward passes.
     """
 
@@ -89,7 +103,8 @@ class Attack:
     norms: tuple[str, ...] = ("l2", "l1", "linf")
 
     def __init__(self, model: torch.nn.Module, eps: float | None = None, norm: str | None = None,
-                 mask: torch.Tensor | None = None, reject_aware: bool = False, seed: int = 0, box=BOX):
+                 mask: torch.Tensor | None = None, reject_aware: bool = False, seed: int = 0, box=BOX,
+                 precision: str = "float32"):
         self.model = model
         self.eps = None if eps is None else float(eps)
         if self.eps is not None and not self.eps >= 0:
@@ -102,6 +117,9 @@ class Attack:
         self.reject_aware = reject_aware
         self.seed = seed
         self.box = box
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        self.precision = precision
         self.gradient_evals = 0
         #: optional callable checked before every forward pass; True stops the attack
         #: with `AttackInterrupted` (a ROS node passes "shutting down, or disabled?")
@@ -125,9 +143,16 @@ class Attack:
             raise AttackInterrupted(f"{self.name} stopped after {self.gradient_evals} gradient evaluations")
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's scores; every attack's every forward pass comes here, so it can be interrupted."""
+        """The model's scores; every attack's every forward pass comes here, so it can be interrupted.
+
+        Passes that build a graph (gradients) run at `precision`; the others (success, results) at the model's.
+        """
         self.check_stop()
-        return self.model(x)
+        if self.precision == "float32" or not torch.is_grad_enabled():
+            return self.model(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            s = self.model(x)
+        return s.float() if s.dtype in (torch.bfloat16, torch.float16) else s
 
     def gain(self, scores: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """The attacker's objective per sample (to maximise); see the module docstring."""

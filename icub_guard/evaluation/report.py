@@ -107,12 +107,22 @@ def sanity_lines(res: EvalResult) -> list[str]:
     return [f"[{'PASS' if c['passed'] else 'FAIL'}] {c['check']}: {c['detail']}" for c in res.sanity]
 
 
+def _curve_attack_text(res: EvalResult) -> str:
+    c, runs = res.config, res.attack.get("runs", {})
+    prec = f" ({res.attack['precision']} gradients)" if res.attack.get("precision", "float32") != "float32" else ""
+    if res.attack.get("curves", "algorithm1") == "algorithm1":
+        return f"Algorithm 1 in {c['norm']}, {c['steps']} steps per d_max, warm-started{prec}"
+    runs_, wins = (sum(r[k] for r in runs.values()) for k in ("fallback_runs", "fallback_wins"))
+    return (f"one fast minimum-norm attack (l2, {c['fmn_steps']} steps{prec}) per attacker for every d_max; "
+            f"Algorithm 1 ({max(1, c['steps'] // 2)} steps at one d_max, from its point) as the fallback where it "
+            f"stopped short: {runs_} crop × d_max pairs, {wins} of them broken by it")
+
+
 def markdown(res: EvalResult) -> str:
     c = res.config
     lines = [f"# Security evaluation: {c['dataset']}", "",
              f"Backbone `{c['backbone']}` ({c['weights']} weights, {c['input_size']} px); {c['n_test']} attacked "
-             f"crops per class; Algorithm 1 in {c['norm']}, {c['steps']} steps per d_max; "
-             f"total time {res.timing['total_s']:.0f} s.", "",
+             f"crops per class; {_curve_attack_text(res)}; total time {res.timing['total_s']:.0f} s.", "",
              "![accuracy vs d_max](security_accuracy.png)", "", "## Accuracy against d_max", "",
              f"Accuracy rule: {ACCURACY_RULE}.", ""]
     for mode in ("generic", "specific"):

@@ -5,9 +5,13 @@ Procedure (Melis et al., Sect. 4):
    3-fold CV; fit SVM (linear) and SVM-RBF. SVM-adv is SVM-RBF with the reject
    option at threshold 0; "SVM-adv +5%" has thresholds calibrated on validation
    data to reject 5% more of each class.
-2. Attack the test crops with Algorithm 1, error-generic and error-specific
-   (targets cycle over the other classes, so results average over targets),
-   over a d_max grid, each d_max warm-started from the previous solution. The
+2. Attack the test crops, error-generic and error-specific (targets cycle over
+   the other classes, so results average over targets), over a d_max grid. By
+   default (`attack="auto"`, l2) one fast minimum-norm attack per attacker gives
+   the crops of every d_max at once (`min_norm_images`), with Algorithm 1 as the
+   per-sample fallback where it breaks nothing; `attack="algorithm1"` is the
+   paper's procedure: Algorithm 1 per d_max, each warm-started from the previous
+   solution. Sanity checks compare the two at one d_max. The
    linear SVM is attacked through its own scores; the RBF family through
    SVM-RBF's scores (the reject-blind attacker, as in the paper); SVM-adv +5%
    is also attacked by the reject-aware (adaptive) attacker.
@@ -31,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..attacks import PaperAttack
+from ..attacks import PRECISIONS, FastMinimumNorm, PaperAttack, fast_precision, min_norm_images
 from ..core.datasets import load_dataset
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
@@ -42,6 +46,8 @@ from .metrics import feature_shift, pass_score, random_direction_like
 log = logging.getLogger(__name__)
 
 CLASSIFIERS = ("svm", "svm-rbf", "svm-adv", "svm-adv+5%", "svm-adv+5% (adaptive)")
+ATTACK_MODES = ("auto", "fmn", "algorithm1")
+FMN_PATIENCE = 6
 
 
 @dataclass
@@ -62,6 +68,26 @@ class EvalConfig:
     sticker: float = 0.3  # side of the Fig. 7 sticker mask, as a fraction of the crop
     analysis_distance: float = 500.0  # input l2 distance for the Sect. 5 analysis
     adaptive: bool = True
+    attack: str = "auto"  # fmn (one minimum-norm run for all d_max) | algorithm1 (per d_max) | auto: fmn in l2
+    fmn_steps: int = 20
+    precision: str = "auto"  # of the attacks' gradient passes; auto: bfloat16 where fast (AMX CPU, CUDA)
+
+    def __post_init__(self) -> None:
+        if self.attack not in ATTACK_MODES:
+            raise ValueError(f"attack must be one of {', '.join(ATTACK_MODES)}, not {self.attack!r}")
+        if self.attack == "fmn" and self.norm != "l2":
+            raise ValueError(f"the fast minimum-norm attack is l2 only; use attack='algorithm1' for {self.norm}")
+        if self.steps < 1 or self.fmn_steps < 1:
+            raise ValueError("steps and fmn_steps must be >= 1")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ValueError(f"precision must be auto, {' or '.join(PRECISIONS)}, not {self.precision!r}")
+
+    @property
+    def curve_attack(self) -> str:
+        """The attack that draws the curves: `attack`, with auto resolved."""
+        if self.attack == "auto":
+            return "fmn" if self.norm == "l2" else "algorithm1"
+        return self.attack
 
 
 @dataclass
@@ -79,6 +105,7 @@ class EvalResult:
     sanity: list[dict]
     timing: dict[str, float]
     examples: dict = field(default_factory=dict)  # arrays for the Fig. 7 figure (not serialised)
+    attack: dict = field(default_factory=dict)  # which attack drew the curves, and what it cost per run
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -106,6 +133,7 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     say = progress or (lambda msg: log.info("%s", msg))
     torch.manual_seed(cfg.seed)
     extractor = FeatureExtractor(BackboneSpec(cfg.backbone, cfg.weights, cfg.seed, cfg.input_size), cfg.device)
+    precision = fast_precision(extractor.device) if cfg.precision == "auto" else cfg.precision
 
     t = time.perf_counter()
     say("loading data")
@@ -154,14 +182,16 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     pass_mean: dict[str, list[float]] = {}
     adv_images: dict[tuple[str, str], list[np.ndarray]] = {}
     t = time.perf_counter()
+    target_names = np.array([classes[i] for i in targets.cpu().numpy()], dtype=object)
+    primary = {"svm": svm, "svm-rbf": rbf, "svm-adv+5%": adv5}
+    curve_info: dict[tuple[str, str], dict] = {}
     for mode in ("generic", "specific"):
         for run_name, model_key, aware in runs:
             say(f"attacking {run_name} ({mode})")
-            attack = PaperAttack(models[model_key], eps=None, norm=cfg.norm, steps=cfg.steps, reject_aware=aware)
-            nonzero = [d for d in d_grid if d > 0]
-            results = attack.sweep(x, y_idx, nonzero, targets if mode == "specific" else None)
-            clean = test_all.images
-            imgs = [clean] * (len(d_grid) - len(nonzero)) + [r.images() for r in results]  # in budget
+            imgs, curve_info[(run_name, mode)] = _attack_images(
+                cfg, precision, models[model_key], x, y_idx, targets if mode == "specific" else None, aware, d_grid,
+                _failed(primary[model_key], extractor, y_true, target_names if mode == "specific" else None),
+                deep=run_name == "svm-rbf")
             adv_images[(run_name, mode)] = imgs
             feats = [extractor.extract(im) for im in imgs]
             judged_by = {"svm": ["svm"], "svm-rbf": ["svm-rbf", "svm-adv", "svm-adv+5%"],
@@ -174,8 +204,7 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
                 l2[mode][key] = [float(np.linalg.norm((im.astype(np.float32) - test_all.images).reshape(len(im), -1),
                                                       axis=1).mean()) for im in imgs]
                 if mode == "specific":
-                    tn = np.array([classes[i] for i in targets.cpu().numpy()], dtype=object)
-                    tsucc[key] = [float(np.mean(lab == tn)) for lab in labels]
+                    tsucc[key] = [float(np.mean(lab == target_names)) for lab in labels]
             if mode == "generic" and run_name == "svm-rbf":
                 pass_mean["svm-rbf"] = [float(np.mean([pass_score(a, b) for a, b in zip(test_all.images, im,
                                                                                          strict=True)]))
@@ -184,22 +213,78 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
 
     t = time.perf_counter()
     say("sanity checks and Sect. 5 analysis")
-    analysis = _feature_space_analysis(extractor, models["svm-rbf"], x, y_idx, cfg)
-    sanity = _sanity_checks(cfg, acc, tsucc, test_acc, models["svm-rbf"], x, y_idx, d_grid, clfs, y_true, extractor)
+    rbf_run = curve_info[("svm-rbf", "generic")]
+    analysis = _feature_space_analysis(extractor, models["svm-rbf"], x, y_idx, cfg, rbf_run.pop("x_adv", None))
+    sanity = _sanity_checks(cfg, acc, tsucc, test_acc, models["svm-rbf"], x, y_idx, d_grid, clfs, y_true, extractor,
+                            rbf_run.get("norms"), precision)
     examples = _examples(models["svm-rbf"], x, y_idx, adv_images[("svm-rbf", "generic")], cfg)
     timing["analysis_s"] = time.perf_counter() - t
     timing["total_s"] = time.perf_counter() - t_start
     return EvalResult(asdict(cfg), d_grid, acc, tsucc, rej, l2, pass_mean, test_acc,
                       {"svm": hp_lin, "svm-rbf": hp_rbf, "thresholds_+5%": adv5.thresholds_.tolist()},
-                      analysis, sanity, timing, examples)
+                      analysis, sanity, timing, examples, _attack_summary(cfg, precision, curve_info))
 
 
-def _feature_space_analysis(extractor, model, x, y, cfg: EvalConfig) -> dict:
-    """Sect. 5: feature-space shift of random noise vs the attack at the same input distance."""
+def _failed(clf, extractor, y_true: np.ndarray, target_names: np.ndarray | None):
+    """Where the attack on `clf` has not succeeded: still correct (ACCURACY_RULE), or not the target."""
+
+    def failed(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        labels = clf.predict(extractor.extract(images))
+        if target_names is not None:
+            return labels != target_names[idx]
+        return (labels == y_true[idx]) | (labels == UNKNOWN)
+
+    return failed
+
+
+def _attack_images(cfg: EvalConfig, precision: str, model, x, y, target, aware: bool, d_grid: list[float], failed,
+                   deep: bool = True):
+    """The attacked crops at every d_max (d_max 0: the clean ones), by `cfg.curve_attack`.
+
+    `deep`: other classifiers than the attacked one judge these crops (the reject-blind attacker's).
+    """
+
+    if cfg.curve_attack == "fmn":
+        def algorithm1(xs, ys, ts, d, start):  # one budget, from the minimum-norm direction: half the steps
+            attack = PaperAttack(model, eps=d, norm=cfg.norm, steps=max(1, cfg.steps // 2), reject_aware=aware,
+                                 precision=precision)
+            return attack(xs, ys, ts, x_init=start).images()
+
+        return min_norm_images(model, x, y, d_grid, failed, target, steps=cfg.fmn_steps, patience=FMN_PATIENCE,
+                               reject_aware=aware, fallback=algorithm1, precision=precision, deep=deep)
+    clean = x.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    nonzero = [d for d in d_grid if d > 0]
+    sweep = PaperAttack(model, eps=None, norm=cfg.norm, steps=cfg.steps, reject_aware=aware,
+                        precision=precision).sweep(x, y, nonzero, target)
+    return [clean] * (len(d_grid) - len(nonzero)) + [r.images() for r in sweep], {}
+
+
+def _attack_summary(cfg: EvalConfig, precision: str, curve_info: dict) -> dict:
+    out: dict = {"curves": cfg.curve_attack, "precision": precision, "runs": {}}
+    for (run, mode), info in curve_info.items():
+        if info:
+            norms = np.array(info["norms"])
+            out["runs"][f"{run} ({mode})"] = {
+                "gradient_evals": info["gradient_evals"], "fallback_runs": info["fallback_runs"],
+                "fallback_wins": info["fallback_wins"],
+                "median_min_norm": float(np.median(norms)) if np.isfinite(norms).any() else None}
+    return out
+
+
+def _feature_space_analysis(extractor, model, x, y, cfg: EvalConfig, adv: torch.Tensor | None = None) -> dict:
+    """Sect. 5: feature-space shift of random noise vs the attack at the same input distance.
+
+    `adv`: attacked crops whose direction to use (the minimum-norm run's); else Algorithm 1 at that distance.
+    """
     d = cfg.analysis_distance
     noisy = random_direction_like(x, d, cfg.seed)
-    attack = PaperAttack(model, eps=d, norm="l2", steps=cfg.steps)
-    adv = attack(x, y).x_adv
+    if adv is None:
+        adv = PaperAttack(model, eps=d, norm="l2", steps=cfg.steps)(x, y).x_adv
+    else:  # a crop misclassified when clean has no minimum-norm direction: Algorithm 1 gives it one
+        still = ((adv - x).flatten(1).norm(dim=1) < 1e-3).nonzero()[:, 0]
+        if len(still):
+            adv = adv.clone()
+            adv[still] = PaperAttack(model, eps=d, norm="l2", steps=cfg.steps)(x[still], y[still]).x_adv
     # the attack may stop inside the ball; rescale its perturbation to exactly d where the box allows
     delta = adv - x
     scale = d / delta.flatten(1).norm(dim=1).clamp_min(1e-12)
@@ -214,7 +299,8 @@ def _feature_space_analysis(extractor, model, x, y, cfg: EvalConfig) -> dict:
             "ratio_attack_over_noise": float(s_adv.mean() / max(s_noise.mean(), 1e-12))}
 
 
-def _sanity_checks(cfg, acc, tsucc, test_acc, rbf_model, x, y, d_grid, clfs, y_true, extractor) -> list[dict]:
+def _sanity_checks(cfg, acc, tsucc, test_acc, rbf_model, x, y, d_grid, clfs, y_true, extractor,
+                   norms=None, precision: str = "float32") -> list[dict]:
     checks = []
 
     def add(name, passed, detail):
@@ -232,14 +318,34 @@ def _sanity_checks(cfg, acc, tsucc, test_acc, rbf_model, x, y, d_grid, clfs, y_t
     ts = tsucc.get("svm-rbf", [0.0])[-1]
     add("error-specific attack reaches its target at large d_max (svm-rbf)", ts >= 0.5,
         f"target reached for {ts:.3f} of samples at d_max {d_grid[top]:g}")
-    # more steps must not help the defender: re-run the largest d_max with twice the steps
-    if d_grid[top] > 0:
+    n = len(y_true)
+    rbf_failed = _failed(clfs["svm-rbf"], extractor, y_true, None)
+    if cfg.curve_attack == "fmn" and d_grid[top] > 0 and norms is not None:
+        # the fast curve against the paper's attack (float32, as the paper's) at one d_max, on the same crops
+        positive = [d for d in d_grid if d > 0]
+        mid = positive[len(positive) // 2]
+        alg1 = PaperAttack(rbf_model, eps=mid, norm=cfg.norm, steps=cfg.steps)(x, y)
+        a_alg1 = float(np.mean(rbf_failed(alg1.images(), np.arange(n))))
+        a_fast = acc["generic"]["svm-rbf"][d_grid.index(mid)]
+        add(f"minimum-norm curve is not above Algorithm 1 at d_max {mid:g} (svm-rbf)", a_fast <= a_alg1 + 1.0 / n,
+            f"minimum-norm: {a_fast:.3f}, Algorithm 1 ({cfg.steps} steps): {a_alg1:.3f}")
+        # more steps must not help the defender: the minimum norms again with twice the steps, as curves
+        twice = FastMinimumNorm(rbf_model, steps=2 * cfg.fmn_steps, patience=FMN_PATIENCE, precision=precision)
+        twice(x, y)
+        a_fmn, a_more = ([float(np.mean(np.asarray(v, float) > d)) for d in positive]
+                         for v in (norms, twice.best_norms.cpu().numpy()))
+        up = [d for d, a, b in zip(positive, a_fmn, a_more, strict=True) if b > a + 1.0 / n]
+        add("more attack steps do not raise the minimum-norm curve (svm-rbf)", not up,
+            f"share of crops whose minimum norm exceeds d_max {', '.join(f'{d:g}' for d in positive)}: "
+            f"{cfg.fmn_steps} steps " + " ".join(f"{v:.2f}" for v in a_fmn)
+            + f"; {2 * cfg.fmn_steps} steps " + " ".join(f"{v:.2f}" for v in a_more))
+    elif d_grid[top] > 0:
+        # more steps must not help the defender: re-run the largest d_max with twice the steps
         base = PaperAttack(rbf_model, eps=d_grid[top], norm=cfg.norm, steps=cfg.steps)(x, y)
         more = PaperAttack(rbf_model, eps=d_grid[top], norm=cfg.norm, steps=2 * cfg.steps)(x, y)
-        lab_b = clfs["svm-rbf"].predict(extractor.extract(base.images()))
-        lab_m = clfs["svm-rbf"].predict(extractor.extract(more.images()))
-        a_b, a_m = _accuracy(lab_b, y_true), _accuracy(lab_m, y_true)
-        add("more attack steps do not raise accuracy (svm-rbf)", a_m <= a_b + 1.0 / len(y_true),
+        a_b = float(np.mean(rbf_failed(base.images(), np.arange(n))))
+        a_m = float(np.mean(rbf_failed(more.images(), np.arange(n))))
+        add("more attack steps do not raise accuracy (svm-rbf)", a_m <= a_b + 1.0 / n,
             f"{cfg.steps} steps: {a_b:.3f}, {2 * cfg.steps} steps: {a_m:.3f}")
     for mode in ("generic", "specific"):
         for name, a in acc[mode].items():

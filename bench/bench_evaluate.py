@@ -1,7 +1,7 @@
 """The whole `icub-guard evaluate` two ways on the same samples: Algorithm 1 per d_max vs the fast minimum-norm run.
 
-Runs `run_security_evaluation` with `attack="algorithm1"` (the paper's procedure, what `evaluate` did
-before the fast attack) and then with the default (`auto` = one fast minimum-norm attack per
+Runs `run_security_evaluation` with `attack="algorithm1"`, float32 (the paper's procedure, what
+`evaluate` did before the fast attack) and then with the defaults (`auto` = one fast minimum-norm attack per
 attacker, Algorithm 1 as the fallback), same configuration and seed, one after the other. Prints
 both wall times, their ratio (target: at least 5), every curve, and a check that can FAIL: on each
 attacked classifier's own curve (svm, svm-rbf, the adaptive svm-adv+5%; error-generic and
@@ -32,7 +32,8 @@ def main() -> None:
     a = ap.parse_args()
     runs = {}
     for attack in ("algorithm1", "auto"):
-        cfg = EvalConfig(n_test=a.n_test, device=a.device, input_size=a.input_size, attack=attack)
+        cfg = EvalConfig(n_test=a.n_test, device=a.device, input_size=a.input_size, attack=attack,
+                         precision="float32" if attack == "algorithm1" else "auto")  # before: float32
         runs[attack] = run_security_evaluation(cfg, progress=lambda msg: None)
     slow, fast = runs["algorithm1"], runs["auto"]
     n = a.n_test * 7  # SimWorld7: seven classes

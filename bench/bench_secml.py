@@ -7,14 +7,8 @@ the same pixels → scores module through its PyTorch wrapper (NCHW in [0, 1], d
 Prints both curves, times, the ratio (target: at least 20) and Algorithm 1's time for the same
 curve, with checks that can FAIL.
 
-SecML 0.13 pins numpy < 2 and matplotlib 3.0, so it runs in a scratch environment, not `.venv`:
-
-    python3.11 -m venv /tmp/secmlenv
-    /tmp/secmlenv/bin/pip install "numpy<2" "scipy<1.12" "scikit-learn<1.4" "matplotlib<3.9" \
-        "setuptools<81" torch==2.14.1 torchvision==0.29.1 opencv-python-headless==4.10.0.84 pybullet==3.2.7 \
-        tqdm PyYAML joblib Pillow requests python-dateutil
-    /tmp/secmlenv/bin/pip install --no-deps secml==0.13
-    PYTHONPATH=. /tmp/secmlenv/bin/python bench/bench_secml.py
+SecML 0.13 pins numpy < 2 and matplotlib 3.0, so it runs in an environment of its own, not `.venv`:
+`make bench-secml` builds `.venv-secml` (numpy 1.26, matplotlib 3.8, SecML with --no-deps) and runs this.
 """
 
 from __future__ import annotations
@@ -49,7 +43,7 @@ def main() -> None:
         from secml.array import CArray
         from secml.ml.classifiers import CClassifierPyTorch
     except ImportError as exc:
-        sys.exit(f"bench_secml needs SecML 0.13 in a scratch environment (see this file's docstring): {exc}")
+        sys.exit(f"bench_secml needs SecML 0.13 in its own environment: run `make bench-secml` ({exc})")
     cfg = EvalConfig()
     grid = [float(d) for d in cfg.d_max]
     torch.manual_seed(0)

@@ -218,7 +218,7 @@ def cmd_evaluate_defences(args, weights: str) -> int:
                                 table_d_max=args.table_d_max if args.table_d_max is not None
                                 else d_max[len(d_max) // 2], backbone=args.backbone, weights=weights,
                                 input_size=args.input_size, seed=args.seed, device=args.device,
-                                false_reject=args.false_reject)
+                                false_reject=args.false_reject, precision=args.precision)
     except ValueError as exc:
         raise GuardError(f"evaluate --defences: {exc}") from exc
     result = with_progress(args, 2 + len(specs), "evaluate --defences", "stage",

@@ -247,7 +247,8 @@ def defences_markdown(res: DefenceEvalResult) -> str:
     c = res.config
     d = " | ".join(f"{v:g}" for v in res.d_max)
     lines = [f"# Defences on {c['dataset']} ({c['backbone']}, {c['weights']} weights, {c['input_size']} px)", "",
-             f"{c['n_test']} test crops per class; Algorithm 1 (reject-aware, {c['steps']} steps, l2); adaptive: "
+             f"{c['n_test']} test crops per class; Algorithm 1 (reject-aware, {c['steps']} steps, l2, "
+             f"{c.get('precision', 'float32')} gradients); adaptive: "
              f"EOT {c['eot']} draws per step for randomised defences, BPDA for JPEG, joint objective for detectors. "
              f"Accuracy rule: {res.rule}.", "",
              f"## Accuracy vs d_max ({d}): non-adaptive, adaptive (best of two starts), adaptive from clean", "",

@@ -177,6 +177,8 @@ def test_evaluate_defences_runs_end_to_end_and_reports_both_attackers(tmp_path):
         # per crop the better of two starts: never above the clean start alone
         assert all(a <= c + 1e-12 for a, c in zip(r.accuracy["adaptive"], r.accuracy["adaptive_cold_start"],
                                                    strict=True))
+        # a crop broken within a smaller budget stays broken: the adaptive curve never rises
+        assert all(b <= a + 1e-12 for a, b in zip(r.accuracy["adaptive"], r.accuracy["adaptive"][1:]))
     assert res.defences[1].roc_auc is not None and 0 <= res.defences[1].roc_auc <= 1
     assert res.defences[2].certified is not None and len(res.defences[2].certified) == 2
     assert len(res.sanity) == 2 * len(cfg.defences)

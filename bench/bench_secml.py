@@ -29,7 +29,7 @@ from icub_guard.core.datasets import simworld
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
 from icub_guard.core.pipeline import GuardModel
 from icub_guard.core.svm import make_classifier, select_hyperparameters
-from icub_guard.evaluation.security import EvalConfig, _attack_images
+from icub_guard.evaluation.security import EvalConfig, curve_images
 
 
 def main() -> None:
@@ -64,7 +64,7 @@ def main() -> None:
 
     precision = fast_precision(fx.device)
     t = time.perf_counter()  # exactly what `evaluate` runs for this curve
-    images, info = _attack_images(cfg, precision, model, x, y, None, False, grid, judge, deep=False)
+    images, info = curve_images(cfg, precision, model, x, y, None, False, grid, judge, deep=False)
     fast = [float(np.mean(judge(im, everyone))) for im in images]
     t_fast = time.perf_counter() - t
 

@@ -8,8 +8,8 @@ Procedure (Melis et al., Sect. 4):
 2. Attack the test crops, error-generic and error-specific (targets cycle over
    the other classes, so results average over targets), over a d_max grid. By
    default (`attack="auto"`, l2) one fast minimum-norm attack per attacker gives
-   the crops of every d_max at once (`min_norm_images`), with Algorithm 1 as the
-   per-sample fallback where it breaks nothing; `attack="algorithm1"` is the
+   the crops of every d_max at once (`curve_images`, `min_norm_images`), with
+   Algorithm 1 as the fallback where it stopped short; `attack="algorithm1"` is the
    paper's procedure: Algorithm 1 per d_max, each warm-started from the previous
    solution. Sanity checks compare the two at one d_max. The
    linear SVM is attacked through its own scores; the RBF family through
@@ -188,7 +188,7 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     for mode in ("generic", "specific"):
         for run_name, model_key, aware in runs:
             say(f"attacking {run_name} ({mode})")
-            imgs, curve_info[(run_name, mode)] = _attack_images(
+            imgs, curve_info[(run_name, mode)] = curve_images(
                 cfg, precision, models[model_key], x, y_idx, targets if mode == "specific" else None, aware, d_grid,
                 _failed(primary[model_key], extractor, y_true, target_names if mode == "specific" else None),
                 deep=run_name == "svm-rbf")
@@ -237,7 +237,7 @@ def _failed(clf, extractor, y_true: np.ndarray, target_names: np.ndarray | None)
     return failed
 
 
-def _attack_images(cfg: EvalConfig, precision: str, model, x, y, target, aware: bool, d_grid: list[float], failed,
+def curve_images(cfg: EvalConfig, precision: str, model, x, y, target, aware: bool, d_grid: list[float], failed,
                    deep: bool = True):
     """The attacked crops at every d_max (d_max 0: the clean ones), by `cfg.curve_attack`.
 

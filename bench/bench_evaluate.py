@@ -17,8 +17,7 @@ import json
 import os
 import platform
 
-import torch
-
+from icub_guard.core.features import resolve_device
 from icub_guard.evaluation import EvalConfig, run_security_evaluation
 
 ATTACKED = ("svm", "svm-rbf", "svm-adv+5% (adaptive)")
@@ -44,8 +43,7 @@ def main() -> None:
     above = {k: [round(v, 3) for v in diffs] for k, diffs in above.items()}
     print(json.dumps({
         "bench": "evaluate_whole", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "device": str(torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
-                                   ("cpu" if a.device == "auto" else a.device))),
+        "device": str(resolve_device(a.device)),
         "load_after": os.getloadavg(), "input_size": a.input_size, "crops": n, "d_max": slow.d_max,
         "algorithm1": {"seconds": slow.timing["total_s"], "timing": slow.timing, "accuracy": slow.accuracy},
         "fast": {"seconds": fast.timing["total_s"], "timing": fast.timing, "accuracy": fast.accuracy,

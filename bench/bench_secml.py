@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from icub_guard.attacks import PaperAttack, fast_precision
+from icub_guard.attacks import PaperAttack, resolve_precision
 from icub_guard.attacks.constraints import quantize
 from icub_guard.core.datasets import simworld
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
@@ -62,7 +62,7 @@ def main() -> None:
     def judge(imgs, idx):
         return clf.predict(fx.extract(imgs)) == truth[idx]
 
-    precision = fast_precision(fx.device)
+    precision = resolve_precision(cfg.precision, fx.device)
     t = time.perf_counter()  # exactly what `evaluate` runs for this curve
     images, info = curve_images(cfg, precision, model, x, y, None, False, grid, judge, deep=False)
     fast = [float(np.mean(judge(im, everyone))) for im in images]

@@ -3,7 +3,7 @@
 `make_attack(name, model, **params)` builds any of them by name.
 """
 
-from .base import PRECISIONS, Attack, AttackInterrupted, AttackResult, accept_margins, fast_precision
+from .base import PRECISIONS, Attack, AttackInterrupted, AttackResult, accept_margins, fast_precision, resolve_precision
 from .bim import BIM
 from .constraints import all_norms, lp_norm, project, rect_mask
 from .cw import CarliniWagner
@@ -36,5 +36,5 @@ __all__ = [
     "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "PRECISIONS", "Attack", "AttackInterrupted", "AttackResult",
     "CarliniWagner", "DeepFool", "FastMinimumNorm", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage",
     "PaperAttack", "UniversalPerturbation", "accept_margins", "all_norms", "fast_precision", "lp_norm", "make_attack",
-    "min_norm_curve", "min_norm_images", "project", "rect_mask",
+    "min_norm_curve", "min_norm_images", "project", "rect_mask", "resolve_precision",
 ]

@@ -80,6 +80,13 @@ def fast_precision(device: torch.device | str) -> str:
     return "bfloat16" if dev.type == "cpu" and amx() else "float32"
 
 
+def resolve_precision(precision: str, device: torch.device | str | None = None) -> str:
+    """`precision` checked ("auto" or one of PRECISIONS); "auto" becomes `fast_precision(device)` when given."""
+    if precision != "auto" and precision not in PRECISIONS:
+        raise ValueError(f"precision must be auto, {' or '.join(PRECISIONS)}, not {precision!r}")
+    return fast_precision(device) if precision == "auto" and device is not None else precision
+
+
 class AttackInterrupted(RuntimeError):
     """`should_stop` asked an attack to stop before it finished."""
 

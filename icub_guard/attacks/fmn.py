@@ -91,6 +91,12 @@ class FastMinimumNorm(Attack):
         return x + torch.where(found.view(-1, 1, 1, 1), best_delta, delta)
 
 
+def grid_stop(d_grid) -> float | None:
+    """FMN's `stop_below` for a curve over `d_grid`: below 75% of the smallest positive d_max, refining is moot."""
+    smallest = min((float(d) for d in d_grid if d > 0), default=None)
+    return None if smallest is None else 0.75 * smallest
+
+
 def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, target: torch.Tensor | None = None,
                     steps: int = 30, patience: int = 6, reject_aware: bool = False, fallback=None,
                     near_miss: float = 1.2, precision: str = "float32",
@@ -111,9 +117,8 @@ def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, tar
     `deep=False` when only the attacked classifier judges the crops: a crop that succeeded at a
     smaller d_max is then kept without judging the scaled one (fewer forward passes).
     """
-    smallest = min((float(d) for d in d_grid if d > 0), default=None)
     attack = FastMinimumNorm(model, steps=steps, patience=patience, reject_aware=reject_aware,
-                             stop_below=None if smallest is None else 0.75 * smallest, precision=precision)
+                             stop_below=grid_stop(d_grid), precision=precision)
     res = attack(x, y, target)
     norms = attack.best_norms.detach().cpu().numpy()
     delta = (res.x_adv - x).detach()
@@ -144,10 +149,10 @@ def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, tar
         if d <= 0:
             images.append(clean.copy())
             continue
-        out = at(everyone, torch.full((len(norms),), d))
-        ok = np.ones(len(norms), bool)
-        judged = everyone if deep else np.flatnonzero(~broken)
+        judged = everyone if deep else np.flatnonzero(~broken)  # not deep: a success so far is kept unjudged
+        out, ok = last.copy(), np.ones(len(norms), bool)
         if len(judged):
+            out[judged] = at(judged, torch.full((len(judged),), d))
             ok[judged] = failed(out[judged], judged)
         keep = broken & ok
         both = np.flatnonzero(broken & ~ok)  # both succeed: the higher gain is published

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ..attacks import PRECISIONS, PaperAttack, fast_precision
+from ..attacks import PaperAttack, resolve_precision
 from ..core.datasets import load_dataset
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
@@ -76,8 +76,7 @@ class DefenceEvalConfig:
     precision: str = "auto"  # of the attacks' gradient passes; auto: bfloat16 where fast (AMX CPU, CUDA)
 
     def __post_init__(self) -> None:
-        if self.precision not in ("auto", *PRECISIONS):
-            raise ValueError(f"precision must be auto, {' or '.join(PRECISIONS)}, not {self.precision!r}")
+        resolve_precision(self.precision)
         for spec in self.defences:  # an unknown name or parameter is a configuration error, said now
             check_specs(spec.split("+"))
         if self.table_d_max not in self.d_max:
@@ -131,7 +130,7 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
     say = progress or (lambda msg: log.info("%s", msg))
     torch.manual_seed(cfg.seed)
     extractor = FeatureExtractor(BackboneSpec(cfg.backbone, cfg.weights, cfg.seed, cfg.input_size), cfg.device)
-    precision = fast_precision(extractor.device) if cfg.precision == "auto" else cfg.precision
+    precision = resolve_precision(cfg.precision, extractor.device)
     say("data, features and the undefended guard")
     train = load_dataset(cfg.dataset, "train", cfg.n_train, seed=cfg.seed)
     val = load_dataset(cfg.dataset, "val", cfg.n_val, seed=cfg.seed)

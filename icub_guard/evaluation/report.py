@@ -114,7 +114,7 @@ def _curve_attack_text(res: EvalResult) -> str:
         return f"Algorithm 1 in {c['norm']}, {c['steps']} steps per d_max, warm-started{prec}"
     runs_, wins = (sum(r[k] for r in runs.values()) for k in ("fallback_runs", "fallback_wins"))
     return (f"one fast minimum-norm attack (l2, {c['fmn_steps']} steps{prec}) per attacker for every d_max; "
-            f"Algorithm 1 ({max(1, c['steps'] // 2)} steps at one d_max, from its point) as the fallback where it "
+            f"Algorithm 1 ({res.attack['fallback_steps']} steps at one d_max, from its point) as the fallback where it "
             f"stopped short: {runs_} crop × d_max pairs, {wins} of them broken by it")
 
 

@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..attacks import PRECISIONS, FastMinimumNorm, PaperAttack, fast_precision, min_norm_images
+from ..attacks import FastMinimumNorm, PaperAttack, min_norm_images, resolve_precision
+from ..attacks.fmn import grid_stop
 from ..core.datasets import load_dataset
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
@@ -79,8 +80,12 @@ class EvalConfig:
             raise ValueError(f"the fast minimum-norm attack is l2 only; use attack='algorithm1' for {self.norm}")
         if self.steps < 1 or self.fmn_steps < 1:
             raise ValueError("steps and fmn_steps must be >= 1")
-        if self.precision not in ("auto", *PRECISIONS):
-            raise ValueError(f"precision must be auto, {' or '.join(PRECISIONS)}, not {self.precision!r}")
+        resolve_precision(self.precision)
+
+    @property
+    def fallback_steps(self) -> int:
+        """Algorithm 1's steps where the fast attack stopped short: half, as it starts at FMN's point."""
+        return max(1, self.steps // 2)
 
     @property
     def curve_attack(self) -> str:
@@ -133,7 +138,7 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     say = progress or (lambda msg: log.info("%s", msg))
     torch.manual_seed(cfg.seed)
     extractor = FeatureExtractor(BackboneSpec(cfg.backbone, cfg.weights, cfg.seed, cfg.input_size), cfg.device)
-    precision = fast_precision(extractor.device) if cfg.precision == "auto" else cfg.precision
+    precision = resolve_precision(cfg.precision, extractor.device)
 
     t = time.perf_counter()
     say("loading data")
@@ -238,15 +243,14 @@ def _failed(clf, extractor, y_true: np.ndarray, target_names: np.ndarray | None)
 
 
 def curve_images(cfg: EvalConfig, precision: str, model, x, y, target, aware: bool, d_grid: list[float], failed,
-                   deep: bool = True):
+                 deep: bool = True):
     """The attacked crops at every d_max (d_max 0: the clean ones), by `cfg.curve_attack`.
 
     `deep`: other classifiers than the attacked one judge these crops (the reject-blind attacker's).
     """
-
     if cfg.curve_attack == "fmn":
-        def algorithm1(xs, ys, ts, d, start):  # one budget, from the minimum-norm direction: half the steps
-            attack = PaperAttack(model, eps=d, norm=cfg.norm, steps=max(1, cfg.steps // 2), reject_aware=aware,
+        def algorithm1(xs, ys, ts, d, start):  # one budget, from the minimum-norm direction
+            attack = PaperAttack(model, eps=d, norm=cfg.norm, steps=cfg.fallback_steps, reject_aware=aware,
                                  precision=precision)
             return attack(xs, ys, ts, x_init=start).images()
 
@@ -260,7 +264,7 @@ def curve_images(cfg: EvalConfig, precision: str, model, x, y, target, aware: bo
 
 
 def _attack_summary(cfg: EvalConfig, precision: str, curve_info: dict) -> dict:
-    out: dict = {"curves": cfg.curve_attack, "precision": precision, "runs": {}}
+    out: dict = {"curves": cfg.curve_attack, "precision": precision, "fallback_steps": cfg.fallback_steps, "runs": {}}
     for (run, mode), info in curve_info.items():
         if info:
             norms = np.array(info["norms"])
@@ -330,7 +334,8 @@ def _sanity_checks(cfg, acc, tsucc, test_acc, rbf_model, x, y, d_grid, clfs, y_t
         add(f"minimum-norm curve is not above Algorithm 1 at d_max {mid:g} (svm-rbf)", a_fast <= a_alg1 + 1.0 / n,
             f"minimum-norm: {a_fast:.3f}, Algorithm 1 ({cfg.steps} steps): {a_alg1:.3f}")
         # more steps must not help the defender: the minimum norms again with twice the steps, as curves
-        twice = FastMinimumNorm(rbf_model, steps=2 * cfg.fmn_steps, patience=FMN_PATIENCE, precision=precision)
+        twice = FastMinimumNorm(rbf_model, steps=2 * cfg.fmn_steps, patience=FMN_PATIENCE,
+                                stop_below=grid_stop(d_grid), precision=precision)
         twice(x, y)
         a_fmn, a_more = ([float(np.mean(np.asarray(v, float) > d)) for d in positive]
                          for v in (norms, twice.best_norms.cpu().numpy()))

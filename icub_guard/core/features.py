@@ -8,6 +8,7 @@ give features of magnitude ~1e-3, and a fixed scale makes the classifiers' C and
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ class FeatureExtractor(torch.nn.Module):
         self.dim = BACKBONES[spec.name]
         self.to(resolve_device(device))
         self._sha: str | None = None
+        self._lowp: dict = {}  # (dtype, device) → a frozen copy of the trunk in that dtype (not a submodule)
         if spec.weights == "random":
             log.warning("backbone %s uses random weights: fine for tests, not for a robot", spec.id)
 
@@ -136,15 +138,32 @@ class FeatureExtractor(torch.nn.Module):
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """N×H×W×3 0..255 → N×3×S×S ImageNet-normalised (bilinear resize)."""
-        x = x.permute(0, 3, 1, 2) / 255.0
+        # one affine op before the resize (bilinear weights sum to 1, so the two commute), on the smaller image
+        x = torch.addcmul(-self.mean / self.std, x.permute(0, 3, 1, 2), 1.0 / (255.0 * self.std))
         s = self.spec.input_size
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
-        return (x - self.mean) / self.std
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.trunk(self.preprocess(x))
+        f = self._trunk_for(x.device.type)(self.preprocess(x))
         return F.normalize(f, dim=1, eps=1e-12)
+
+    def _trunk_for(self, device_type: str) -> torch.nn.Module:
+        """The trunk, or under a low-precision autocast its copy already in that dtype.
+
+        Autocast caches weight casts only for weights that require grad; the frozen trunk's would be
+        cast again at every forward (a third of an attack step on CPU). The copy gives the same numbers.
+        """
+        if not torch.is_autocast_enabled(device_type):
+            return self.trunk
+        dtype = torch.get_autocast_dtype(device_type)
+        if dtype not in (torch.bfloat16, torch.float16):
+            return self.trunk
+        key = (dtype, self.device)
+        if key not in self._lowp:
+            self._lowp = {key: copy.deepcopy(self.trunk).to(dtype)}
+        return self._lowp[key]
 
     def extract(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Features of uint8 crops (N×H×W×3 or one H×W×3), batched, as float32."""

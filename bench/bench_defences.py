@@ -30,10 +30,10 @@ from icub_guard.core.datasets import simworld
 from icub_guard.defences.online import OnlineDefences
 
 SPECS = ("noise", "blur", "shift", "noise,blur,shift", "multicrop", "resize_pad", "jpeg", "mahalanobis", "open_set",
-         "smoothing", "smoothing:n0=8:n=32:alpha=0.05")
+         "bu", "smoothing", "smoothing:n0=8:n=32:alpha=0.05")
 #: network forwards per frame beyond the guard's own one (detectors alone reuse its features)
 FORWARDS = {"multicrop": 5, "smoothing": 16 + 128, "smoothing:n0=8:n=32:alpha=0.05": 8 + 32, "mahalanobis": 0,
-            "open_set": 0}
+            "open_set": 0, "bu": 0}
 
 
 def one_frame(rec: Recognizer, online: OnlineDefences, crop: np.ndarray) -> float:

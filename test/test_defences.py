@@ -39,6 +39,8 @@ def guard(extractor, feats7, data7):
     ("smoothing:n=5", "cannot certify anything"),
     ("smoothing:sigma=0", "sigma"),
     ("open_set:tail_size=1", "tail_size"),
+    ("bu:p=1", "dropout rate"),
+    ("bu:samples=1", "samples"),
 ])
 def test_bad_specs_are_refused_with_the_reason(spec, why):
     with pytest.raises(ValueError, match=why):
@@ -244,6 +246,32 @@ def test_kde_scores_atypical_features_higher(guard):
     assert bool((atypical > kde.threshold).all())
     with pytest.raises(ValueError, match="two classes"):
         make_defence("kde").fit(guard["f"][:3], guard["y"][:3] * 0, s[:3])
+
+
+def test_bu_scores_the_spread_of_the_classifiers_scores_under_dropout(guard):
+    m, f, y = guard["model"], guard["f"], guard["y"]
+    with pytest.raises(ValueError, match="bind"):
+        make_defence("bu").fit(f, y, None)  # it needs the head it reviews
+    pipe = DefencePipeline(m, [make_defence("bu:samples=8:false_reject=0.1")]).fit(f, y, guard["fv"])
+    bu = pipe.detectors[0]
+    assert bu.fitted and bu.randomized
+    with torch.no_grad():
+        s = m.head(f[:6])
+        bu.reseed()
+        a, b = bu.score(f[:6], s), bu.score(f[:6], s)
+        bu.reseed()
+        assert torch.equal(bu.score(f[:6], s), a) and not torch.equal(a, b)  # fresh masks per call, reproducible
+        assert bool((a >= 0).all())
+        # Feinman's U(x) by hand: mean squared norm minus squared norm of the mean, over the same masks
+        bu.reseed()
+        keep = torch.rand((8, 1, f.shape[1]), generator=bu._gen) >= bu.p
+        dropped = torch.nn.functional.normalize((f[None, :6] * keep).reshape(-1, f.shape[1]), dim=1)
+        st = m.head(dropped).reshape(8, 6, -1)
+        expected = st.square().sum(2).mean(0) - st.mean(0).square().sum(1)
+        assert torch.allclose(a, expected.to(a.dtype), atol=1e-9)
+    decided = pipe.decide(guard["x"])
+    assert all("bu" in d.stage_scores for d in decided)
+    assert pipe.decide(guard["x"])[0].stage_scores == decided[0].stage_scores  # a decision is reproducible
 
 
 def test_adversarial_augmentation_learns_the_attacked_crop_under_the_same_label_and_decision(trained, data7):

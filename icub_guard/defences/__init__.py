@@ -22,11 +22,12 @@ from .pipeline import DefencePipeline, DefendedDecision
 from .resize_pad import RandomResizePad
 from .shift import RandomShift
 from .smoothing import RandomizedSmoothing
+from .uncertainty import BayesianUncertainty
 
 DEFENCES: dict[str, type[Defence]] = {cls.name: cls for cls in (
     AdversarialAugmentation,
-    GaussianNoise, GaussianBlur, RandomShift, MultiCrop, RandomResizePad, Jpeg, KernelDensity, Mahalanobis, OpenSetEVT,
-    RandomizedSmoothing)}
+    GaussianNoise, GaussianBlur, RandomShift, MultiCrop, RandomResizePad, Jpeg, KernelDensity, BayesianUncertainty,
+    Mahalanobis, OpenSetEVT, RandomizedSmoothing)}
 
 
 def _value(text: str):
@@ -57,6 +58,7 @@ def make_defence(spec: str, seed: int = 0) -> Defence:
 __all__ = [
     "DEFENCES",
     "EOT",
+    "BayesianUncertainty",
     "Defence",
     "DefencePipeline",
     "DefendedDecision",

@@ -51,6 +51,9 @@ class Defence:
     def params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
+    def reseed(self) -> None:
+        """Start a randomised defence's random stream again (a decision is then reproducible)."""
+
     def __repr__(self) -> str:
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
@@ -68,7 +71,6 @@ class InputTransform(Defence):
         self._gen = torch.Generator(device="cpu").manual_seed(seed)
 
     def reseed(self) -> None:
-        """Start the random stream again (a decision is then reproducible; an attacker's EOT is not tied to it)."""
         self._gen.manual_seed(self.seed)
 
     def noise_like(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,6 +94,10 @@ class Detector(Defence):
     @property
     def fitted(self) -> bool:
         return self.threshold is not None
+
+    def bind(self, model: torch.nn.Module) -> None:
+        """The guard model whose decisions it reviews (`DefendedModel` binds it; most detectors need only
+        the features and scores they are given)."""
 
     def fit(self, feats: torch.Tensor, y: torch.Tensor, scores: torch.Tensor) -> Detector:
         """Fit on clean training features `feats` (N×D), class indices `y` and the classifier's `scores` (N×K)."""
@@ -133,6 +139,8 @@ class DefendedModel(torch.nn.Module):
         unknown = [d for d in defences if not isinstance(d, InputTransform | Detector)]
         if unknown:
             raise ValueError(f"not a transform or detector: {unknown}")
+        for d in self.detectors:
+            d.bind(model)
         self.penalty, self.margin = float(penalty), float(margin)
         self.classes = model.classes
         self.reject = True  # the detectors reject even where the classifier has no reject option
@@ -171,8 +179,8 @@ class DefendedModel(torch.nn.Module):
         return s
 
     def reseed(self) -> None:
-        for t in self.transforms:
-            t.reseed()
+        for d in (*self.transforms, *self.detectors):
+            d.reseed()
 
 
 def _vote(s: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:

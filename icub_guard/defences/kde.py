@@ -3,8 +3,7 @@
 Score: −log of a Gaussian kernel density estimate of the sample's features among the training
 features of the class it is predicted as (higher: less typical). `bandwidth` 0 takes the median
 distance between training features (the usual heuristic). Feinman et al. pair it with Bayesian
-uncertainty from dropout; the guard's frozen backbone has no dropout at inference, so this is the
-density half only.
+uncertainty from dropout: that half is `bu` (uncertainty.py); `kde+bu` runs both.
 """
 
 from __future__ import annotations

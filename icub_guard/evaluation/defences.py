@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 #: every defence, as `evaluate --defences` runs them by default ("+" composes: Günther's combination)
 ALL = ("noise", "blur", "shift", "noise+blur+shift", "multicrop", "multicrop:combine=vote", "resize_pad", "jpeg",
-       "kde", "mahalanobis", "open_set", "smoothing", "adv_augment")
+       "kde", "bu", "kde+bu", "mahalanobis", "open_set", "smoothing", "adv_augment")
 
 
 @dataclass

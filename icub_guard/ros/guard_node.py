@@ -39,6 +39,7 @@ from ..core.journal import LabelJournal
 from ..core.recognizer import Recognizer, RecognizerConfig
 from ..core.screening import ScreeningConfig
 from ..core.session import LearningDisabled, Outcome, SessionConfig, TeachingSession, parse_class_thresholds
+from ..defences import DEFENCES
 from ..defences.online import OnlineDefences, parse_specs
 from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, qos, run_node
 from .convert import image_to_rgb, rgb_to_image
@@ -83,8 +84,8 @@ class GuardNode(GuardedNode):
         roi_fixed = p("roi_fixed", "x, y, w, h for roi_mode fixed", read_only=True)
         crop_size = p("crop_size", "crop side fed to the network (px)", read_only=True, lo=8, hi=1024)
         self.defences = OnlineDefences(parse_specs(p(
-            "defences", "defences in order, comma-separated: noise, blur, shift, multicrop, resize_pad, jpeg, "
-            "mahalanobis, open_set, smoothing (name:key=value sets a parameter); empty: the reject option alone")),
+            "defences", f"defences in order, comma-separated: {', '.join(DEFENCES)} "
+            "(name:key=value sets a parameter); empty: the reject option alone")),
             seed=seed)
         self.roi_timeout = p("roi_timeout", "seconds a roi message stays valid", lo=0.0, hi=60.0)
         session = {

@@ -12,7 +12,9 @@ Procedure:
    detected crop counts as rejected, so success means a wrong label accepted *and* undetected);
    against adversarial augmentation, on the classifier trained with the attacked training crops.
    It runs twice — from the clean crop (a sweep over d_max) and from where the non-adaptive attack
-   ended — and a crop counts as broken if either start breaks it, at this d_max or a smaller one.
+   ended — and a crop counts as broken if either start breaks it, or the unaware attack's crop
+   itself gets past the defence, at this d_max or a smaller one. (The judge is the pipeline with
+   its seed, so picking per crop favours the attacker: conservative for the defence.)
 4. Per defence: accuracy per d_max under both attackers (one rule, as `evaluate`: a rejection is
    never an error; reject rates beside), Günther et al.'s table (clean accuracy; of the
    non-adaptive attacks that fooled the undefended guard at `table_d_max`, the fraction the defence
@@ -184,14 +186,16 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
                                       reject_aware=True, precision=precision)
         cold = [pipe.labels(im) for im in _images(adaptive_attack.sweep(x, y_t, nonzero), x, d_grid)]
         # the attacker who knows the defence may also start where the unaware attack ended; per crop, the
-        # better of the two starts is the adaptive result (a crop the defence gets wrong from either), and a
+        # best of the two starts and the unaware crop is the adaptive result (a crop the defence gets wrong), and a
         # crop broken within a smaller d_max stays broken (that crop is inside every larger budget too)
         adaptive, two_starts = [cold[0]], [cold[0]]
         for i, d in enumerate(d_grid[1:], start=1):
             adaptive_attack.eps = d
             warm = pipe.labels(torch.from_numpy(adaptive_attack(x, y_t, x_init=attacked[i]).images()).to(x))
             two_starts.append(np.where((warm >= 0) & (warm != y), warm, cold[i]))
-            best = two_starts[-1]
+            # the unaware attack's crop is the attacker's too: where it gets past the defence, it counts
+            unaware = (non_adaptive[i] >= 0) & (non_adaptive[i] != y)
+            best = np.where(unaware & ~((two_starts[-1] >= 0) & (two_starts[-1] != y)), non_adaptive[i], two_starts[-1])
             before = (adaptive[-1] >= 0) & (adaptive[-1] != y)
             adaptive.append(np.where(before & ~((best >= 0) & (best != y)), adaptive[-1], best))
         r = DefenceResult(

@@ -30,10 +30,10 @@ from icub_guard.core.datasets import simworld
 from icub_guard.defences.online import OnlineDefences
 
 SPECS = ("noise", "blur", "shift", "noise,blur,shift", "multicrop", "resize_pad", "jpeg", "mahalanobis", "open_set",
-         "bu", "smoothing", "smoothing:n0=8:n=32:alpha=0.05")
+         "kde", "bu", "kde,bu", "smoothing", "smoothing:n0=8:n=32:alpha=0.05")
 #: network forwards per frame beyond the guard's own one (detectors alone reuse its features)
 FORWARDS = {"multicrop": 5, "smoothing": 16 + 128, "smoothing:n0=8:n=32:alpha=0.05": 8 + 32, "mahalanobis": 0,
-            "open_set": 0, "bu": 0}
+            "open_set": 0, "kde": 0, "bu": 0, "kde,bu": 0}
 
 
 def one_frame(rec: Recognizer, online: OnlineDefences, crop: np.ndarray) -> float:
@@ -49,12 +49,13 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--specs", nargs="+", default=list(SPECS), help="defence lists to time (default: all)")
     a = ap.parse_args()
     train, test = simworld("7", "train", a.n_train), simworld("7", "test", 4)
     rec = Recognizer(RecognizerConfig(weights="random", input_size=a.input_size, device=a.device, crop_size=64))
     rec.fit(rec.features(train.images), train.labels)
     crops = test.images
-    configs = {"bare": OnlineDefences([]), **{spec: OnlineDefences(spec.split(",")) for spec in SPECS}}
+    configs = {"bare": OnlineDefences([]), **{spec: OnlineDefences(spec.split(",")) for spec in a.specs}}
     fit_ms = {}
     for spec, online in configs.items():  # fits the detectors (and warms up)
         t = time.perf_counter()

@@ -132,6 +132,27 @@ def test_open_set_rejects_what_lies_far_from_every_class(guard):
     assert bool((evt.score(None, far) > 0).all())
 
 
+def test_open_set_refits_on_held_out_scores_and_then_rejects_fewer_clean_crops(guard, feats7):
+    m = guard["model"]
+    classes = m.classes
+    yv = torch.tensor([classes.index(v) for v in feats7["val"][1]])
+    on_train = DefencePipeline(m, [OpenSetEVT(tail_size=5)]).fit(guard["f"], guard["y"], guard["fv"])
+    held_out = DefencePipeline(m, [OpenSetEVT(tail_size=5)]).fit(guard["f"], guard["y"], guard["fv"], yv)
+    assert not torch.equal(on_train.detectors[0]._weib, held_out.detectors[0]._weib)
+    rejected = [float(np.mean([d.reason == "open_set" for d in p.decide(guard["x"])])) for p in (on_train, held_out)]
+    assert rejected[1] < rejected[0], rejected  # the SVM's training scores sit at its margins: too tight a fit
+    with pytest.raises(ValueError, match="tail_size 20 is larger than class 0's .* held-out"):
+        DefencePipeline(m, [OpenSetEVT(tail_size=20)]).fit(guard["f"], guard["y"], guard["fv"], yv)
+
+
+def test_evaluate_defences_refuses_an_open_set_tail_longer_than_its_validation_split():
+    from icub_guard.evaluation import DefenceEvalConfig
+
+    with pytest.raises(ValueError, match="tail_size 20 is longer than the 15 validation crops"):
+        DefenceEvalConfig(defences=("open_set",), n_val=15)
+    assert DefenceEvalConfig(defences=("open_set:tail_size=5",), n_val=15).n_val == 15
+
+
 def test_clopper_pearson_and_smoothing_certify_or_abstain(guard):
     assert clopper_pearson_lower(10, 10, 0.01) == pytest.approx(0.01 ** 0.1)
     assert clopper_pearson_lower(0, 10, 0.01) == 0.0

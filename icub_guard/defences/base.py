@@ -103,8 +103,10 @@ class Detector(Defence):
         """Fit on clean training features `feats` (N×D), class indices `y` and the classifier's `scores` (N×K)."""
         raise NotImplementedError
 
-    def calibrate(self, feats: torch.Tensor, scores: torch.Tensor) -> float:
-        """Threshold: the (1 − false_reject) quantile of clean validation samples' detector scores."""
+    def calibrate(self, feats: torch.Tensor, scores: torch.Tensor, y: torch.Tensor | None = None) -> float:
+        """Threshold: the (1 − false_reject) quantile of clean validation samples' detector scores.
+
+        `y`: their class indices, when the caller has them (a detector may refit on held-out data)."""
         with torch.no_grad():
             s = self.score(feats, scores).double().cpu().numpy()
         if len(s) < 2:

@@ -51,8 +51,10 @@ class DefencePipeline:
     def detectors(self) -> list[Detector]:
         return [d for d in self.defences if isinstance(d, Detector)]
 
-    def fit(self, feats: torch.Tensor, y: torch.Tensor, val_feats: torch.Tensor | None = None) -> DefencePipeline:
-        """Fit and calibrate the detectors on clean features (train; validation for the thresholds)."""
+    def fit(self, feats: torch.Tensor, y: torch.Tensor, val_feats: torch.Tensor | None = None,
+            val_y: torch.Tensor | None = None) -> DefencePipeline:
+        """Fit and calibrate the detectors on clean features (train; validation, with its labels if given, for the
+        thresholds and open_set's Weibull models)."""
         self.notes = []
         head = self.model.head
         with torch.no_grad():
@@ -60,7 +62,10 @@ class DefencePipeline:
         for d in self.detectors:
             try:
                 d.fit(feats, y, s)
-                d.calibrate(val_feats if val_feats is not None else feats, sv)
+                if val_feats is None:
+                    d.calibrate(feats, sv)
+                else:
+                    d.calibrate(val_feats, sv, val_y)
             except NotFitted as exc:
                 d.threshold = None
                 self.notes.append(f"{d.name} not fitted ({exc}); the reject option decides")

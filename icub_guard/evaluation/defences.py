@@ -45,7 +45,7 @@ from ..core.datasets import load_dataset
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
 from ..core.svm import make_classifier, select_hyperparameters
-from ..defences import DefencePipeline, make_defence
+from ..defences import DefencePipeline, OpenSetEVT, make_defence
 from ..defences.online import check_specs
 from .security import ACCURACY_RULE
 
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 #: every defence, as `evaluate --defences` runs them by default ("+" composes: Günther's combination)
 ALL = ("noise", "blur", "shift", "noise+blur+shift", "multicrop", "multicrop:combine=vote", "resize_pad", "jpeg",
-       "kde", "bu", "kde+bu", "mahalanobis", "open_set", "smoothing", "adv_augment")
+       "kde", "bu", "kde+bu", "mahalanobis", "open_set:tail_size=5", "smoothing", "adv_augment")
 
 
 @dataclass
@@ -80,7 +80,10 @@ class DefenceEvalConfig:
     def __post_init__(self) -> None:
         resolve_precision(self.precision)
         for spec in self.defences:  # an unknown name or parameter is a configuration error, said now
-            check_specs(spec.split("+"))
+            for d in (make_defence(s) for s in check_specs(spec.split("+"))):
+                if isinstance(d, OpenSetEVT) and d.strict and d.tail_size > self.n_val:
+                    raise ValueError(f"{spec}: tail_size {d.tail_size} is longer than the {self.n_val} validation "
+                                     "crops per class its Weibull models are fitted on; lower tail_size or raise n_val")
         if self.table_d_max not in self.d_max:
             raise ValueError(f"table_d_max {self.table_d_max:g} must be one of d_max {self.d_max}")
 
@@ -150,6 +153,7 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
     f_tr = torch.from_numpy(F_tr).to(dev, torch.float64)
     f_val = torch.from_numpy(F_val).to(dev, torch.float64)
     y_tr = torch.tensor([classes.index(v) for v in train.labels], device=dev)
+    y_val = torch.tensor([classes.index(v) for v in val.labels], device=dev)
     d_grid = [float(d) for d in cfg.d_max]
     nonzero = [d for d in d_grid if d > 0]
     timing = {"setup_s": time.perf_counter() - t_start}
@@ -179,7 +183,7 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
             clf_a.calibrate(F_val, val.labels, cfg.false_reject)
             model = GuardModel.from_classifier(extractor, clf_a)
         pipe = DefencePipeline(model, defences)
-        pipe.fit(f_tr, y_tr, f_val)
+        pipe.fit(f_tr, y_tr, f_val, y_val)
         clean = pipe.labels(x)
         non_adaptive = [pipe.labels(im) for im in attacked]
         adaptive_attack = PaperAttack(pipe.attack_model(cfg.eot), eps=None, norm=cfg.norm, steps=cfg.steps,

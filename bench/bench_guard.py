@@ -5,6 +5,8 @@ SimWorld7 through its feedback topic, then measures (1) latency: one frame at a
 time, publish → label; (2) rate: frames published at 4× the guard's speed for
 `--seconds`, labels received per second (the guard keeps only the newest frame).
 The reference is the bare backbone forward (batch 1) on the same crops, in-process.
+`--defences` sets the node's `defences` parameter (e.g. "multicrop" or "kde,bu"): run it once
+bare and once per list for each defence's added latency on the node.
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--defences", default="", help="the guard's defences parameter (empty: the reject option alone)")
     args = ap.parse_args()
     with TabletopSim(simworld_objects("7"), 128, seed=0) as sim:
         frames = [sim.render(k, i, stream=3) for i in range(6) for k in range(7)]
     work = Path(tempfile.mkdtemp())
     proc = start_node("guard_node", {"weights": "random", "input_size": args.input_size, "device": "cpu",
-                                     "model_path": "", "query_rate_limit": 100.0, "debug_image": False},
+                                     "model_path": "", "query_rate_limit": 100.0, "debug_image": False,
+                                     "defences": args.defences},
                       work / "guard.log")
     rclpy.init()
     h = Harness("bench_guard")
@@ -92,7 +96,8 @@ def main() -> None:
             fx.trunk(pre[i % len(pre)])
         bare = 1e3 * (time.perf_counter() - t) / args.frames
     print(json.dumps({
-        "benchmark": "guard_end_to_end", "input_size": args.input_size, "classes": 7,
+        "benchmark": "guard_end_to_end", "input_size": args.input_size, "classes": 7, "defences": args.defences,
+        "load": os.getloadavg(),
         "latency_ms": {"median": float(np.median(lat)), "p95": float(np.percentile(lat, 95))},
         "node_processing_ms_median": float(np.median(node_ms)) if node_ms else None,
         "flood": {"published_per_s": sent / args.seconds, "labels_per_s": got / args.seconds},

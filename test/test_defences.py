@@ -141,7 +141,7 @@ def test_open_set_refits_on_held_out_scores_and_then_rejects_fewer_clean_crops(g
     assert not torch.equal(on_train.detectors[0]._weib, held_out.detectors[0]._weib)
     rejected = [float(np.mean([d.reason == "open_set" for d in p.decide(guard["x"])])) for p in (on_train, held_out)]
     assert rejected[1] < rejected[0], rejected  # the SVM's training scores sit at its margins: too tight a fit
-    with pytest.raises(ValueError, match="tail_size 20 is larger than class 0's .* held-out"):
+    with pytest.raises(ValueError, match=r"tail_size 20 is larger than class 0's .* held-out"):
         DefencePipeline(m, [OpenSetEVT(tail_size=20)]).fit(guard["f"], guard["y"], guard["fv"], yv)
 
 

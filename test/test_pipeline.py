@@ -27,6 +27,27 @@ def test_backbones_at_default_input_size(name, dim, data7):
     assert fx.extract(data7["test"].images[:2]).shape == (2, dim)
 
 
+def test_preprocess_is_imagenet_normalisation_of_the_resized_crop(extractor):
+    x = torch.rand(2, 40, 50, 3) * 255
+    s = extractor.spec.input_size
+    resized = torch.nn.functional.interpolate(x.permute(0, 3, 1, 2) / 255, size=(s, s), mode="bilinear",
+                                              align_corners=False)
+    assert torch.allclose(extractor.preprocess(x), (resized - extractor.mean) / extractor.std, atol=1e-5)
+
+
+def test_low_precision_autocast_runs_a_trunk_copy_already_in_that_dtype(extractor):
+    x = torch.rand(2, 64, 64, 3) * 255
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = extractor(x)
+        recast = torch.nn.functional.normalize(extractor.trunk(extractor.preprocess(x)), dim=1)  # weights cast per call
+    assert torch.equal(fast, recast)  # the same numbers: autocast casts the weights the same way
+    (copy_,) = extractor._lowp.values()
+    assert all(p.dtype == torch.bfloat16 for p in copy_.parameters())
+    assert all(p.dtype == torch.float32 for p in extractor.trunk.parameters())  # the model itself is untouched
+    assert "_lowp" not in str(list(extractor.state_dict()))
+    assert extractor(x).dtype == torch.float32  # outside autocast: the float32 trunk
+
+
 def test_random_seed_changes_weights():
     a, b = load_backbone("resnet18", "random", 0), load_backbone("resnet18", "random", 1)
     assert weights_sha256(a) != weights_sha256(b)

@@ -85,6 +85,36 @@ def test_the_fallback_runs_where_fmn_stops_short_and_its_successes_count(trained
     assert fast[1] <= 1 - info["fallback_wins"] / len(y) + 1e-12  # what the fallback breaks counts as broken
 
 
+def test_polish_publishes_deeper_successes_and_never_a_failure(trained, data7):
+    model, x, y, judge = _setup(trained, data7)
+    grid = [0.0, 500.0, 2000.0]
+    clean = x.round().to(torch.uint8).numpy()
+
+    def no_clean(imgs, idx):  # as judge, and an unchanged crop never counts as a success
+        return judge(imgs, idx) | (imgs == clean[idx]).reshape(len(idx), -1).all(1)
+
+    plain, _ = min_norm_images(model, x, y, grid, no_clean, steps=8)
+    same, info = min_norm_images(model, x, y, grid, no_clean, steps=8,
+                                 polish=lambda xs, ys, ts, d, start: xs.round().to(torch.uint8).numpy())
+    assert info["polish_wins"] == 0 and all(np.array_equal(a, b) for a, b in zip(plain, same, strict=True))
+    plain, _ = min_norm_images(model, x, y, grid, judge, steps=8)
+
+    def algorithm1(xs, ys, ts, d, start):
+        return PaperAttack(model, eps=d, steps=6)(xs, ys, ts, x_init=start).images()
+
+    deep, info = min_norm_images(model, x, y, grid, judge, steps=8, polish=algorithm1)
+    assert info["polish_wins"] > 0
+    probe = PaperAttack(model, eps=None)
+    everyone = np.arange(len(y))
+    for d, a, b in zip(grid[1:], plain[1:], deep[1:], strict=True):
+        with torch.no_grad():
+            ga, gb = (probe.gain(model(torch.from_numpy(im).float()), y, None).numpy() for im in (a, b))
+        both = ~judge(a, everyone) & ~judge(b, everyone)
+        assert (gb[both] >= ga[both] - 1e-6).all(), d  # as deep or deeper where both succeed
+        dist = np.linalg.norm((b.astype(np.float32) - x.numpy()).reshape(len(b), -1), axis=1)
+        assert (dist <= d + 1e-3).all()
+
+
 def test_bfloat16_gradients_point_the_same_way_and_results_keep_the_models_precision(trained, data7):
     from icub_guard.attacks import PaperAttack, fast_precision
 

@@ -100,7 +100,7 @@ def grid_stop(d_grid) -> float | None:
 def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, target: torch.Tensor | None = None,
                     steps: int = 30, patience: int = 6, reject_aware: bool = False, fallback=None,
                     near_miss: float = 1.2, precision: str = "float32",
-                    deep: bool = True) -> tuple[list[np.ndarray], dict]:
+                    deep: bool = True, polish=None) -> tuple[list[np.ndarray], dict]:
     """Per d_max, the crops a camera would publish under one minimum-norm attack: what a d_max sweep gives.
 
     `failed(images uint8, idx) -> bool per sample` says where the attack has not yet succeeded
@@ -115,7 +115,10 @@ def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, tar
     one budget's attack may succeed where the minimum-norm search stopped short. Where nothing
     succeeds, the scaled crop. `precision` is the gradient passes' (judging and gains: float32).
     `deep=False` when only the attacked classifier judges the crops: a crop that succeeded at a
-    smaller d_max is then kept without judging the scaled one (fewer forward passes).
+    smaller d_max is then kept without judging the scaled one (fewer forward passes). `polish`
+    (same signature as `fallback`): run from every published success, its crop replaces the
+    published one where it still succeeds with a higher gain — for crops that other classifiers
+    judge (a reject option sees how deep a blind attacker went, not whether it crossed).
     """
     attack = FastMinimumNorm(model, steps=steps, patience=patience, reject_aware=reject_aware,
                              stop_below=grid_stop(d_grid), precision=precision)
@@ -144,7 +147,7 @@ def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, tar
     images: list[np.ndarray] = []
     broken = ~failed(clean, everyone)  # d_max 0
     last = clean.copy()
-    fallback_runs = fallback_wins = 0
+    fallback_runs = fallback_wins = polish_wins = 0
     for d in (float(v) for v in d_grid):
         if d <= 0:
             images.append(clean.copy())
@@ -170,11 +173,22 @@ def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, tar
             fb = fallback(x[short], y[short], None if target is None else target[short], d, start)
             fallback_runs += len(short)
             fallback_wins += take(out, ok, short, fb)
+        won = np.flatnonzero(~ok)
+        if polish is not None and len(won):
+            cand = polish(x[won], y[won], None if target is None else target[won], d,
+                          torch.from_numpy(out[won]).to(x.device, x.dtype))
+            still = won[~failed(cand, won)]
+            if len(still):
+                pos = np.searchsorted(won, still)
+                g = gain(np.concatenate([cand[pos], out[still]]), np.concatenate([still, still]))
+                up = g[: len(still)] > g[len(still):]
+                out[still[up]] = cand[pos[up]]
+                polish_wins += int(up.sum())
         broken = broken | ~ok
         last[~ok] = out[~ok]
         images.append(out)
     info = {"norms": norms.tolist(), "gradient_evals": res.gradient_evals, "fallback_runs": fallback_runs,
-            "fallback_wins": fallback_wins, "x_adv": res.x_adv.detach()}
+            "fallback_wins": fallback_wins, "polish_wins": polish_wins, "x_adv": res.x_adv.detach()}
     return images, info
 
 

@@ -115,7 +115,9 @@ def _curve_attack_text(res: EvalResult) -> str:
     runs_, wins = (sum(r[k] for r in runs.values()) for k in ("fallback_runs", "fallback_wins"))
     return (f"one fast minimum-norm attack (l2, {c['fmn_steps']} steps{prec}) per attacker for every d_max; "
             f"Algorithm 1 ({res.attack['fallback_steps']} steps at one d_max, from its point) as the fallback where it "
-            f"stopped short: {runs_} crop × d_max pairs, {wins} of them broken by it")
+            f"stopped short: {runs_} crop × d_max pairs, {wins} of them broken by it; for the crops other classifiers "
+            f"judge (SVM-RBF's), {res.attack.get('polish_steps', 0)} Algorithm 1 steps from each published success "
+            f"per d_max, {sum(r.get('polish_wins', 0) for r in runs.values())} of them deeper")
 
 
 def markdown(res: EvalResult) -> str:

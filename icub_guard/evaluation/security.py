@@ -9,7 +9,8 @@ Procedure (Melis et al., Sect. 4):
    the other classes, so results average over targets), over a d_max grid. By
    default (`attack="auto"`, l2) one fast minimum-norm attack per attacker gives
    the crops of every d_max at once (`curve_images`, `min_norm_images`), with
-   Algorithm 1 as the fallback where it stopped short; `attack="algorithm1"` is the
+   Algorithm 1 as the fallback where it stopped short (and a few Algorithm 1 steps from each
+   published crop that other classifiers judge, so it goes as deep as a sweep would); `attack="algorithm1"` is the
    paper's procedure: Algorithm 1 per d_max, each warm-started from the previous
    solution. Sanity checks compare the two at one d_max. The
    linear SVM is attacked through its own scores; the RBF family through
@@ -87,6 +88,12 @@ class EvalConfig:
     def fallback_steps(self) -> int:
         """Algorithm 1's steps where the fast attack stopped short: half, as it starts at FMN's point."""
         return max(1, self.steps // 2)
+
+    @property
+    def polish_steps(self) -> int:
+        """Algorithm 1's steps from each published crop that other classifiers judge, per d_max (they add up
+        over the grid, as a warm-started sweep's do)."""
+        return max(1, self.steps // 4)
 
     @property
     def curve_attack(self) -> str:
@@ -274,13 +281,16 @@ def curve_images(cfg: EvalConfig, precision: str, model, x, y, target, aware: bo
     `deep`: other classifiers than the attacked one judge these crops (the reject-blind attacker's).
     """
     if cfg.curve_attack == "fmn":
-        def algorithm1(xs, ys, ts, d, start):  # one budget, from the minimum-norm direction
-            attack = PaperAttack(model, eps=d, norm=cfg.norm, steps=cfg.fallback_steps, reject_aware=aware,
-                                 precision=precision)
-            return attack(xs, ys, ts, x_init=start).images()
+        def algorithm1(steps):  # one budget, from the minimum-norm direction (or a published crop)
+            def run(xs, ys, ts, d, start):
+                attack = PaperAttack(model, eps=d, norm=cfg.norm, steps=steps, reject_aware=aware, precision=precision)
+                return attack(xs, ys, ts, x_init=start).images()
+
+            return run
 
         return min_norm_images(model, x, y, d_grid, failed, target, steps=cfg.fmn_steps, patience=FMN_PATIENCE,
-                               reject_aware=aware, fallback=algorithm1, precision=precision, deep=deep)
+                               reject_aware=aware, fallback=algorithm1(cfg.fallback_steps), precision=precision,
+                               deep=deep, polish=algorithm1(cfg.polish_steps) if deep else None)
     clean = x.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
     nonzero = [d for d in d_grid if d > 0]
     sweep = PaperAttack(model, eps=None, norm=cfg.norm, steps=cfg.steps, reject_aware=aware,
@@ -289,13 +299,14 @@ def curve_images(cfg: EvalConfig, precision: str, model, x, y, target, aware: bo
 
 
 def _attack_summary(cfg: EvalConfig, precision: str, curve_info: dict) -> dict:
-    out: dict = {"curves": cfg.curve_attack, "precision": precision, "fallback_steps": cfg.fallback_steps, "runs": {}}
+    out: dict = {"curves": cfg.curve_attack, "precision": precision, "fallback_steps": cfg.fallback_steps,
+                 "polish_steps": cfg.polish_steps, "runs": {}}
     for (run, mode), info in curve_info.items():
         if info:
             norms = np.array(info["norms"])
             out["runs"][f"{run} ({mode})"] = {
                 "gradient_evals": info["gradient_evals"], "fallback_runs": info["fallback_runs"],
-                "fallback_wins": info["fallback_wins"],
+                "fallback_wins": info["fallback_wins"], "polish_wins": info["polish_wins"],
                 "median_min_norm": float(np.median(norms)) if np.isfinite(norms).any() else None}
     return out
 

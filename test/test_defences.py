@@ -210,6 +210,19 @@ def test_evaluate_defences_runs_end_to_end_and_reports_both_attackers(tmp_path):
     assert "Günther" in md and "mahalanobis" in md and (tmp_path / "defences.png").exists()
 
 
+def test_the_adaptive_attacker_keeps_whatever_fooled_the_defence():
+    from icub_guard.evaluation.defences import _adaptive_step
+
+    y = np.array([0, 0, 0, 0, 0])
+    before = np.array([0, 1, 0, 0, -1])  # crop 1 fooled the defence at the smaller d_max
+    cold = np.array([0, 0, 2, 0, -1])  # crop 2: the clean start fools it
+    warm = np.array([0, 0, 0, 3, -1])  # crop 3: the warm start does
+    unaware = np.array([4, 0, 0, 0, -1])  # crop 0: only the unaware attack's crop gets past
+    both, best = _adaptive_step(before, cold, warm, unaware, y)
+    assert both.tolist() == [0, 0, 2, 3, -1]
+    assert best.tolist() == [4, 1, 2, 3, -1]  # every crop that any candidate broke stays broken
+
+
 def test_evaluate_defences_refuses_an_unknown_defence_before_loading_anything():
     from icub_guard.cli import main
 

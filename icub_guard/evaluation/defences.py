@@ -117,8 +117,25 @@ class DefenceEvalResult:
         return asdict(self)
 
 
+def _fooled(labels: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Accepted with a wrong label (−1: rejected): the one way a sample counts as an error (ACCURACY_RULE)."""
+    return (labels >= 0) & (labels != y)
+
+
 def _accuracy(labels: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean((labels == y) | (labels < 0)))
+    return float(np.mean(~_fooled(labels, y)))
+
+
+def _adaptive_step(before: np.ndarray, cold: np.ndarray, warm: np.ndarray, unaware: np.ndarray,
+                   y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels under the adaptive attacker at one d_max: (the better of its two starts, what is reported).
+
+    Reported per crop: the first that fools the defence of the two starts, the unaware attack's crop
+    (the attacker has it too), and the crop reported at the smaller d_max (inside this budget too).
+    """
+    both = np.where(_fooled(warm, y), warm, cold)
+    best = np.where(_fooled(unaware, y) & ~_fooled(both, y), unaware, both)
+    return both, np.where(_fooled(before, y) & ~_fooled(best, y), before, best)
 
 
 def _images(results, x: torch.Tensor, d_grid) -> list[torch.Tensor]:
@@ -167,7 +184,7 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
     undefended = {"accuracy": [_accuracy(lab, y) for lab in base_labels],
                   "rejected": [float(np.mean(lab < 0)) for lab in base_labels]}
     ti = d_grid.index(float(cfg.table_d_max))
-    fooled = (base_labels[ti] >= 0) & (base_labels[ti] != y)
+    fooled = _fooled(base_labels[ti], y)
     timing["non_adaptive_s"] = time.perf_counter() - t
 
     results, sanity = [], []
@@ -196,12 +213,9 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
         for i, d in enumerate(d_grid[1:], start=1):
             adaptive_attack.eps = d
             warm = pipe.labels(torch.from_numpy(adaptive_attack(x, y_t, x_init=attacked[i]).images()).to(x))
-            two_starts.append(np.where((warm >= 0) & (warm != y), warm, cold[i]))
-            # the unaware attack's crop is the attacker's too: where it gets past the defence, it counts
-            unaware = (non_adaptive[i] >= 0) & (non_adaptive[i] != y)
-            best = np.where(unaware & ~((two_starts[-1] >= 0) & (two_starts[-1] != y)), non_adaptive[i], two_starts[-1])
-            before = (adaptive[-1] >= 0) & (adaptive[-1] != y)
-            adaptive.append(np.where(before & ~((best >= 0) & (best != y)), adaptive[-1], best))
+            both, best = _adaptive_step(adaptive[-1], cold[i], warm, non_adaptive[i], y)
+            two_starts.append(both)
+            adaptive.append(best)
         r = DefenceResult(
             spec, _accuracy(clean, y), float(np.mean(clean < 0)),
             {"non_adaptive": [_accuracy(lab, y) for lab in non_adaptive],
@@ -260,7 +274,7 @@ def _checks(cfg, spec, pipe, r: DefenceResult, x, y, y_t, d_grid, nonzero, attac
                            reject_aware=True, precision=precision)
         cold = pipe.labels(torch.from_numpy(more(x, y_t).images()).to(x.device, x.dtype))
         warm = pipe.labels(torch.from_numpy(more(x, y_t, x_init=attacked[i]).images()).to(x.device, x.dtype))
-        a_more = _accuracy(np.where((warm >= 0) & (warm != y), warm, cold), y)
+        a_more = _accuracy(np.where(_fooled(warm, y), warm, cold), y)
         a_base = two_starts[i]
         out.append({"check": f"{spec}: more EOT draws and steps do not raise the adaptive attack's accuracy",
                     "passed": a_more <= a_base + one,

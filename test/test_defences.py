@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from icub_guard.attacks import PaperAttack
+from icub_guard.attacks import OrthogonalPGD, PaperAttack
 from icub_guard.core.errors import GuardError
 from icub_guard.defences import DefencePipeline, DefendedModel, Jpeg, Mahalanobis, MultiCrop, OpenSetEVT, make_defence
 from icub_guard.defences.smoothing import clopper_pearson_lower
@@ -185,6 +185,63 @@ def test_the_adaptive_attacker_differentiates_through_the_defences(guard):
     assert fooled.any(), "at d_max 3000 the adaptive attack should fool the noise+JPEG guard on some crop"
 
 
+def test_orthogonal_pgd_breaks_a_detector_that_the_penalised_objective_stalls_on(guard):
+    """From the clean crop, Algorithm 1 on the penalised joint objective stalls at the detector; orthogonal PGD
+    (Bryniarski et al.) takes the two goals in turn and gets past it, and what it calls a success the pipeline
+    accepts with a wrong label."""
+    pipe = DefencePipeline(guard["model"], [make_defence("mahalanobis")]).fit(guard["f"], guard["y"], guard["fv"])
+    x, y = guard["x"], guard["yt"]
+    fooled = {}
+    for name, attack in (("penalised", PaperAttack(pipe.attack_model(), eps=1000.0, steps=8, reject_aware=True)),
+                         ("orthogonal", OrthogonalPGD(pipe.defended, 1000.0, steps=8, reject_aware=True))):
+        r = attack(x, y)
+        assert float(r.norms["l2"].max()) <= 1000.0 + 1e-3
+        labels = pipe.labels(torch.from_numpy(r.images()).float())
+        fooled[name] = (labels >= 0) & (labels != y.numpy())
+        if name == "orthogonal":
+            assert fooled[name][r.success.numpy()].all()
+    assert fooled["orthogonal"].sum() >= 2 * fooled["penalised"].sum() + 4, fooled  # measured: 22 vs 6 of 28
+
+
+def test_orthogonal_pgd_refuses_a_model_without_detectors_and_bad_parameters(guard):
+    with pytest.raises(ValueError, match="guarded by detectors"):
+        OrthogonalPGD(guard["model"], 1000.0)
+    dm = DefencePipeline(guard["model"], [make_defence("kde")]).fit(guard["f"], guard["y"], guard["fv"]).defended
+    for kw, why in (({"eot": 0}, "eot"), ({"step_size": -1.0}, "step_size"), ({"norm": "l3"}, "norm")):
+        with pytest.raises(ValueError, match=why):
+            OrthogonalPGD(dm, 1000.0, **kw)
+
+
+def test_orthogonal_steps_leave_the_other_goal_alone():
+    """Not yet fooled: the step has no component along the detectors' gradient; fooled but detected: it
+    descends the detectors' excess with no component along the classifier's gradient; fooled and undetected (no
+    detector gradient there): plain ascent on the classifier's gain."""
+    attack = OrthogonalPGD.__new__(OrthogonalPGD)
+    attack.orthogonal = True
+    g = torch.Generator().manual_seed(0)
+    g_c, g_d = torch.randn(3, 4, 4, 3, generator=g), torch.randn(3, 4, 4, 3, generator=g)
+    g_d[2] = 0.0
+    fooled = torch.tensor([False, True, True])
+    rel = torch.tensor([[0.5], [0.5], [-0.5]])  # detected, detected, not
+    d = attack._direction(fooled, rel, g_c, g_d).reshape(3, -1)
+    c, e = g_c.reshape(3, -1), g_d.reshape(3, -1)
+    assert abs(float(d[0] @ e[0])) < 1e-4 and float(d[0] @ c[0]) > 0
+    assert abs(float(d[1] @ c[1])) < 1e-4 and float(d[1] @ e[1]) < 0
+    assert torch.equal(d[2], c[2])
+
+
+def test_a_randomised_detectors_draws_are_averaged_on_one_pass(guard):
+    pipe = DefencePipeline(guard["model"], [make_defence("bu:samples=4")]).fit(guard["f"], guard["y"], guard["fv"])
+    dm, bu = pipe.defended, pipe.detectors[0]
+    x = guard["x"][:3]
+    with torch.no_grad():
+        f, s, _ = dm.parts(x)
+        bu.reseed()
+        by_hand = torch.stack([bu.score(f, s) for _ in range(5)]).mean(0)
+        bu.reseed()
+        assert torch.allclose(dm.parts(x, draws=5)[2]["bu"], by_hand)
+
+
 def test_evaluate_defences_runs_end_to_end_and_reports_both_attackers(tmp_path):
     from icub_guard.evaluation import DefenceEvalConfig, run_defence_evaluation, write_defence_report
 
@@ -265,6 +322,41 @@ def test_online_defences_review_the_guards_decisions_and_refit_after_learning(tr
     r = few.review(trained, base[0], crops[0])
     assert r.reason in ("accepted", "below_threshold") and not r.notes  # enough examples: fitted
     assert OnlineDefences([]).review(trained, base[0], crops[0]) is base[0]
+
+
+def test_online_open_set_is_fitted_on_held_out_scores_and_rejects_fewer_clean_crops(trained, data7, monkeypatch):
+    """Online there is no validation split: open_set is refitted on each example's scores from a classifier
+    fitted without it (k-fold). Fitted on the guard's own training scores it calls far more clean crops unknown."""
+    from icub_guard.defences.online import OnlineDefences
+
+    crops = data7["val"].images
+    feats = trained.features(crops)
+    base = trained.classify_features(feats)
+    rejected = {}
+    for fit in ("held-out", "training"):
+        online = OnlineDefences(["open_set:tail_size=5:strict=false"])
+        if fit == "training":
+            monkeypatch.setattr(online, "_fit_held_out", lambda *a: None)
+        reviewed = [online.review(trained, d, c, f) for d, c, f in zip(base, crops, feats, strict=True)]
+        assert not reviewed[0].notes
+        rejected[fit] = np.mean([r.reason == "open_set" for r in reviewed])
+    assert rejected["held-out"] <= rejected["training"] - 0.15, rejected  # measured: 0.12 vs 0.40
+
+
+def test_online_open_set_keeps_the_training_fit_where_a_class_is_too_small_to_hold_out(extractor, feats7):
+    from icub_guard.defences.online import OnlineDefences
+
+    from conftest import make_recognizer
+
+    X, y = feats7["train"]
+    keep = np.r_[np.flatnonzero(y != y[0]), np.flatnonzero(y == y[0])[:3]]  # three examples of the first class
+    rec = make_recognizer(extractor)
+    rec.fit(X[keep], y[keep], {"C": 10.0, "gamma": "median"})
+    online = OnlineDefences(["open_set:tail_size=3:strict=false"])
+    d = rec.classify_features(X[:1])[0]
+    r = online.review(rec, d, np.zeros((64, 64, 3), np.uint8), X[0])
+    assert r.reason != "open_set" or r.stages  # it decided, with the training fit
+    assert any("open_set: fitted on training scores" in n for n in r.notes), r.notes
 
 
 def test_kde_scores_atypical_features_higher(guard):

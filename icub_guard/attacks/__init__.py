@@ -15,6 +15,7 @@ from .fooling import FoolingImages
 from .hotcold import HotCold
 from .negative import NegativeImage
 from .noise import GaussianNoise
+from .orthogonal import OrthogonalPGD
 from .paper import PaperAttack
 from .pgd import PGD
 from .universal import UniversalPerturbation
@@ -35,6 +36,6 @@ def make_attack(name: str, model, **params) -> Attack:
 __all__ = [
     "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "PRECISIONS", "Attack", "AttackInterrupted", "AttackResult",
     "CarliniWagner", "DeepFool", "FastMinimumNorm", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage",
-    "PaperAttack", "UniversalPerturbation", "accept_margins", "all_norms", "fast_precision", "lp_norm", "make_attack",
-    "min_norm_curve", "min_norm_images", "project", "rect_mask", "resolve_precision",
+    "OrthogonalPGD", "PaperAttack", "UniversalPerturbation", "accept_margins", "all_norms", "fast_precision",
+    "lp_norm", "make_attack", "min_norm_curve", "min_norm_images", "project", "rect_mask", "resolve_precision",
 ]

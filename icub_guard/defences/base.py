@@ -7,8 +7,9 @@ Three kinds, by where they act:
   over many calls (EOT); a non-differentiable one (JPEG) passes gradients straight through (BPDA).
 * `Detector` — scores each sample's features (and class scores); above a threshold calibrated to a
   stated false-reject rate on clean data, the sample is rejected with the detector's `reason`
-  (`detector`, `open_set`). The adaptive attacker meets it in a joint objective: a detected sample
-  counts as rejected, so being accepted with a wrong label means staying under the threshold too.
+  (`detector`, `open_set`). For the adaptive attacker a detected sample counts as rejected, so
+  being accepted with a wrong label means staying under the threshold too (`attacks.OrthogonalPGD`
+  pursues the two goals in turn; any scores-module attack gets the penalised joint objective below).
 * certification (`smoothing.RandomizedSmoothing`) — its own prediction rule, see there.
 
 Constructors raise on parameters they do not support (a bad value: `ValueError`, with the reason).
@@ -85,6 +86,9 @@ class Detector(Defence):
 
     stage = "detector"
     reason = "detector"
+    #: refits on labelled held-out scores when `calibrate` gets labels (online: each example's scores from a
+    #: classifier fitted without it)
+    held_out = False
 
     def __init__(self, false_reject: float = 0.05, seed: int = 0):
         super().__init__(seed)
@@ -130,7 +134,8 @@ class DefendedModel(torch.nn.Module):
     sample's scores down by `penalty` per unit of its score above (threshold − `margin`), in units of
     the threshold's scale, so the reject-aware attacker's objective treats "detected" as "rejected":
     the joint objective of an adaptive attack (accepted with a wrong label and undetected). The
-    pipeline's decisions apply each detector's threshold exactly; this is the attacker's view.
+    pipeline's decisions apply each detector's threshold exactly; this is the attacker's view. Ascent on
+    it stalls at a detector from a clean crop: `attacks.OrthogonalPGD` works on `parts` instead.
     """
 
     def __init__(self, model: torch.nn.Module, defences: list[Defence], penalty: float = 50.0, margin: float = 0.02):
@@ -156,8 +161,11 @@ class DefendedModel(torch.nn.Module):
             v *= t.views
         return z, v
 
-    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """(features averaged over views, scores combined over views, each detector's score)."""
+    def parts(self, x: torch.Tensor, draws: int = 1) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(features averaged over views, scores combined over views, each detector's score).
+
+        `draws`: a randomised detector's score averaged over that many draws on the same features (its EOT at
+        the cost of the head alone; the transforms' randomness needs the caller's passes)."""
         n = x.shape[0]
         z, v = self.views(x)
         f = self.model.features(z)
@@ -168,7 +176,8 @@ class DefendedModel(torch.nn.Module):
             s = _vote(s, self.thresholds)
         else:
             s = s.mean(0)
-        return f, s, {d.name: d.score(f, s) for d in self.detectors if d.fitted}
+        return f, s, {d.name: torch.stack([d.score(f, s) for _ in range(draws if d.randomized else 1)]).mean(0)
+                      for d in self.detectors if d.fitted}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, s, det = self.parts(x)

@@ -8,7 +8,11 @@ its label and `reason` (the stage that rejected: `below_threshold`, `detector`, 
 the recogniser holds — and refitted after every update — with their thresholds set on those same
 examples (online there is no held-out set: the false-reject rate on new data is higher than asked).
 A detector that cannot be fitted yet (too few examples) is skipped and says so in the decision's
-`notes`; the reject option decides meanwhile.
+`notes`; the reject option decides meanwhile. A detector that calibrates on held-out scores
+(`open_set`) gets each held example's scores from a classifier fitted without it (stratified
+k-fold): the guard's own scores on what it learned sit at its margins, and Weibulls fitted there
+call most new crops unknown. Where a class has too few examples for that, the training fit stays
+and the notes say so.
 """
 
 from __future__ import annotations
@@ -19,12 +23,17 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from ..core.validation import UNKNOWN
 from . import make_defence
+from .base import NotFitted
 from .pipeline import DefencePipeline, compose
 
 log = logging.getLogger(__name__)
+
+HELD_OUT_FOLDS = 5  # k of the k-fold held-out scores open_set is fitted on online
 
 
 def parse_specs(text: str) -> list[str]:
@@ -63,10 +72,27 @@ class OnlineDefences:
                 f = torch.from_numpy(np.asarray(X, np.float64)).to(model.thresholds.device)
                 y_idx = torch.from_numpy(np.asarray(y, np.int64)).to(f.device)
                 pipe.fit(f, y_idx)
+                self._fit_held_out(rec, pipe, X, y, f, y_idx)
             for note in pipe.notes:
                 log.info("%s", note)
             self._pipe, self._model = pipe, model
         return self._pipe
+
+    def _fit_held_out(self, rec, pipe: DefencePipeline, X, y, f: torch.Tensor, y_idx: torch.Tensor) -> None:
+        """Refit the detectors that want held-out scores on cross-validated ones (see the module docstring)."""
+        wants = [d for d in pipe.detectors if d.held_out and d.fitted]
+        if not wants:
+            return
+        names = np.asarray(rec.classes, dtype=object)[y]
+        cv = StratifiedKFold(max(2, min(HELD_OUT_FOLDS, int(np.bincount(y).min()))), shuffle=True,
+                             random_state=self.seed)
+        try:
+            s = cross_val_predict(clone(rec.classifier), X, names, cv=cv, method="decision_function")
+            s = torch.from_numpy(np.asarray(s, np.float64)).to(f.device)
+            for d in wants:
+                d.calibrate(f, s, y_idx)
+        except (NotFitted, ValueError) as exc:  # a class too small to hold out, or too few held-out right
+            pipe.notes.append(f"{', '.join(d.name for d in wants)}: fitted on training scores ({exc})")
 
     def review(self, rec, decision, crop: np.ndarray, features: np.ndarray | None = None):
         """The decision after the defences (the classifier's own when there are none or nothing is learned).

@@ -9,11 +9,11 @@ non-negative per sample (order and gaps kept). The paper's tail size is 200 and 
 data; a tail larger than a class's correctly classified examples is refused at fit time.
 
 Where labelled held-out data is given (`calibrate(..., y)`: `evaluate --defences` has its
-validation split), the means and Weibull models are fitted again on its scores. An SVM's scores on
-its own training examples sit at the margins it learned, nearer the class means than any new crop's:
+validation split; the guard online: each held example's scores from a classifier fitted without it,
+k-fold), the means and Weibull models are fitted again on those scores. An SVM's scores on its own
+training examples sit at the margins it learned, nearer the class means than any new crop's:
 Weibulls fitted there call most clean test crops unknown (SimWorld7, random features: 0.67 of them
-at tail 5, 0.20 when fitted on validation scores). Online there is no held-out set: the training fit
-stays.
+at tail 5, 0.20 when fitted on validation scores).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ MIN_TAIL = 3  # fewer points than this are no Weibull fit
 class OpenSetEVT(Detector):
     name = "open_set"
     reason = "open_set"
+    held_out = True
 
     def __init__(self, tail_size: int = 20, alpha: int = 2, strict: bool = True, seed: int = 0):
         super().__init__(0.05, seed)

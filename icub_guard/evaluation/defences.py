@@ -8,9 +8,12 @@ Procedure:
    same adversarial crops.
 3. Adaptive, per defence: Algorithm 1, reject-aware, on the defended model (`DefencePipeline.
    attack_model`): expectation over transformation (`eot` draws per step) for randomised transforms
-   and smoothing, BPDA (straight-through) for JPEG, and for detectors the joint objective (a
-   detected crop counts as rejected, so success means a wrong label accepted *and* undetected);
-   against adversarial augmentation, on the classifier trained with the attacked training crops.
+   and smoothing, BPDA (straight-through) for JPEG; against adversarial augmentation, on the
+   classifier trained with the attacked training crops. Where detectors judge, success means a
+   wrong label accepted *and* undetected, and the attack is orthogonal PGD (Bryniarski et al.
+   2022, `attacks.OrthogonalPGD`; EOT over a randomised detector's draws): Algorithm 1 on the
+   penalised joint objective stalled at the detectors from a clean crop (SimWorld7: weaker than
+   the unaware attack for kde, bu, kde+bu, mahalanobis and open_set).
    It runs twice — from the clean crop (a sweep over d_max) and from where the non-adaptive attack
    ended — and a crop counts as broken if either start breaks it, or the unaware attack's crop
    itself gets past the defence, at this d_max or a smaller one. (The judge is the pipeline with
@@ -40,7 +43,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ..attacks import PaperAttack, resolve_precision
+from ..attacks import Attack, OrthogonalPGD, PaperAttack, resolve_precision
 from ..core.datasets import load_dataset
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
@@ -138,6 +141,18 @@ def _adaptive_step(before: np.ndarray, cold: np.ndarray, warm: np.ndarray, unawa
     return both, np.where(_fooled(before, y) & ~_fooled(best, y), before, best)
 
 
+def _adaptive_attack(pipe: DefencePipeline, eot: int, steps: int, norm: str, precision: str,
+                     eps: float | None = None) -> Attack:
+    """The attack of one who knows the defences: orthogonal PGD where detectors judge (the penalised joint
+    objective stalls from a clean start), else Algorithm 1 on the defended model (EOT where randomised)."""
+    if pipe.smoothing is None and any(d.fitted for d in pipe.detectors):
+        randomized = any(d.randomized for d in pipe.defences)
+        return OrthogonalPGD(pipe.defended, eps, norm, steps, eot=eot if randomized else 1, reject_aware=True,
+                             precision=precision)
+    return PaperAttack(pipe.attack_model(eot), eps=eps, norm=norm, steps=steps, reject_aware=True,
+                       precision=precision)
+
+
 def _images(results, x: torch.Tensor, d_grid) -> list[torch.Tensor]:
     """The crops judged at each d_max (clean at 0): whole pixel values within the budget."""
     out, it = [], iter(results)
@@ -203,8 +218,7 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
         pipe.fit(f_tr, y_tr, f_val, y_val)
         clean = pipe.labels(x)
         non_adaptive = [pipe.labels(im) for im in attacked]
-        adaptive_attack = PaperAttack(pipe.attack_model(cfg.eot), eps=None, norm=cfg.norm, steps=cfg.steps,
-                                      reject_aware=True, precision=precision)
+        adaptive_attack = _adaptive_attack(pipe, cfg.eot, cfg.steps, cfg.norm, precision)
         cold = [pipe.labels(im) for im in _images(adaptive_attack.sweep(x, y_t, nonzero), x, d_grid)]
         # the attacker who knows the defence may also start where the unaware attack ended; per crop, the
         # best of the two starts and the unaware crop is the adaptive result (a crop the defence gets wrong), and a
@@ -270,8 +284,7 @@ def _checks(cfg, spec, pipe, r: DefenceResult, x, y, y_t, d_grid, nonzero, attac
         # twice the EOT draws and steps, at the largest d_max
         top = max(nonzero)
         i = d_grid.index(top)
-        more = PaperAttack(pipe.attack_model(2 * cfg.eot), eps=top, norm=cfg.norm, steps=2 * cfg.steps,
-                           reject_aware=True, precision=precision)
+        more = _adaptive_attack(pipe, 2 * cfg.eot, 2 * cfg.steps, cfg.norm, precision, eps=top)
         cold = pipe.labels(torch.from_numpy(more(x, y_t).images()).to(x.device, x.dtype))
         warm = pipe.labels(torch.from_numpy(more(x, y_t, x_init=attacked[i]).images()).to(x.device, x.dtype))
         a_more = _accuracy(np.where(_fooled(warm, y), warm, cold), y)

@@ -251,7 +251,8 @@ def defences_markdown(res: DefenceEvalResult) -> str:
     lines = [f"# Defences on {c['dataset']} ({c['backbone']}, {c['weights']} weights, {c['input_size']} px)", "",
              f"{c['n_test']} test crops per class; Algorithm 1 (reject-aware, {c['steps']} steps, l2, "
              f"{c.get('precision', 'float32')} gradients); adaptive: "
-             f"EOT {c['eot']} draws per step for randomised defences, BPDA for JPEG, joint objective for detectors. "
+             f"EOT {c['eot']} draws per step for randomised defences, BPDA for JPEG, and against detectors "
+             f"orthogonal PGD ({c['steps']} steps; accepted with a wrong label and undetected). "
              f"Accuracy rule: {res.rule}.", "",
              f"## Accuracy vs d_max ({d}): non-adaptive, adaptive (best of two starts), adaptive from clean", "",
              "| defence | clean acc. | clean rejected | non-adaptive | adaptive | adaptive, clean start |",

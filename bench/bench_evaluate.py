@@ -3,11 +3,11 @@
 Runs `run_security_evaluation` with `attack="algorithm1"`, float32 (the paper's procedure, what
 `evaluate` did before the fast attack) and then with the defaults (`auto` = one fast minimum-norm attack per
 attacker, Algorithm 1 as the fallback), same configuration and seed, one after the other. Prints
-both wall times, their ratio (target: at least 5), every curve, and a check that can FAIL: on each
+both wall times, their ratio (target: at least 5), every curve, and checks that can FAIL: on each
 attacked classifier's own curve (svm, svm-rbf, the adaptive svm-adv+5%; error-generic and
--specific) the fast curve is never above Algorithm 1's by more than one crop. The reject-blind rows
-(svm-adv, svm-adv+5% judged on SVM-RBF's crops) are printed, not checked: neither attacker aims at
-them. Runs ~13 min on 2 CPU cores; `--device cuda` on a GPU.
+-specific), and on the reject-blind rows (svm-adv, svm-adv+5% judged on SVM-RBF's crops, which the
+fast run's deeper steps take as deep as a sweep), the fast curve is never above Algorithm 1's by
+more than one crop. Runs ~8 min on 2 CPU cores; `--device cuda` on a GPU.
 """
 
 from __future__ import annotations
@@ -36,11 +36,19 @@ def main() -> None:
         runs[attack] = run_security_evaluation(cfg, progress=lambda msg: None)
     slow, fast = runs["algorithm1"], runs["auto"]
     n = a.n_test * 7  # SimWorld7: seven classes
-    above = {f"{mode}/{name}": [f - s for f, s in zip(fast.accuracy[mode][name], slow.accuracy[mode][name],
-                                                      strict=True)]
-             for mode in ("generic", "specific") for name in ATTACKED}
-    ok = all(v <= 1 / n + 1e-9 for diffs in above.values() for v in diffs)  # one crop is 1/n
-    above = {k: [round(v, 3) for v in diffs] for k, diffs in above.items()}
+    def minus_algorithm1(names) -> dict[str, list[float]]:
+        return {f"{mode}/{name}": [f - s for f, s in zip(fast.accuracy[mode][name], slow.accuracy[mode][name],
+                                                         strict=True)]
+                for mode in ("generic", "specific") for name in names}
+
+    def within_a_crop(diffs: dict) -> str:  # one crop is 1/n
+        return "PASS" if all(v <= 1 / n + 1e-9 for d in diffs.values() for v in d) else "FAIL"
+
+    above, blind = minus_algorithm1(ATTACKED), minus_algorithm1(("svm-adv", "svm-adv+5%"))
+    checks = {"speedup_at_least_5": "PASS" if slow.timing["total_s"] >= 5 * fast.timing["total_s"] else "FAIL",
+              "fast_never_above_algorithm1_by_more_than_one_crop": within_a_crop(above),
+              # SVM-adv (+5%) judging SVM-RBF's crops: the deeper steps must take them as deep as a sweep
+              "reject_blind_rows_never_above_algorithm1_by_more_than_one_crop": within_a_crop(blind)}
     print(json.dumps({
         "bench": "evaluate_whole", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "device": str(resolve_device(a.device)),
@@ -49,15 +57,11 @@ def main() -> None:
         "fast": {"seconds": fast.timing["total_s"], "timing": fast.timing, "accuracy": fast.accuracy,
                  "attack": fast.attack},
         "speedup": slow.timing["total_s"] / fast.timing["total_s"],
-        "fast_minus_algorithm1_on_attacked_curves": above,
-        "fast_minus_algorithm1_on_reject_blind_rows": {  # printed, not checked: neither attacker aims at them
-            f"{mode}/{name}": [round(f - s, 3) for f, s in zip(fast.accuracy[mode][name], slow.accuracy[mode][name],
-                                                                strict=True)]
-            for mode in ("generic", "specific") for name in ("svm-adv", "svm-adv+5%")},
+        "fast_minus_algorithm1_on_attacked_curves": {k: [round(v, 3) for v in d] for k, d in above.items()},
+        "fast_minus_algorithm1_on_reject_blind_rows": {k: [round(v, 3) for v in d] for k, d in blind.items()},
         "sanity_fail": {"algorithm1": [c["check"] for c in slow.sanity if not c["passed"]],
                         "fast": [c["check"] for c in fast.sanity if not c["passed"]]},
-        "checks": {"speedup_at_least_5": "PASS" if slow.timing["total_s"] >= 5 * fast.timing["total_s"] else "FAIL",
-                   "fast_never_above_algorithm1_by_more_than_one_crop": "PASS" if ok else "FAIL"},
+        "checks": checks,
     }, indent=2))
 
 

@@ -115,6 +115,28 @@ def test_polish_publishes_deeper_successes_and_never_a_failure(trained, data7):
         assert (dist <= d + 1e-3).all()
 
 
+def test_polish_runs_only_from_the_successes_a_stricter_judge_still_needs(trained, data7):
+    model, x, y, judge = _setup(trained, data7)
+    grid = [0.0, 500.0, 2000.0]
+    seen: list[np.ndarray] = []
+
+    def algorithm1(xs, ys, ts, d, start):
+        seen.append(xs.clone())
+        return PaperAttack(model, eps=d, steps=6)(xs, ys, ts, x_init=start).images()
+
+    plain, _ = min_norm_images(model, x, y, grid, judge, steps=8)
+    none, info = min_norm_images(model, x, y, grid, judge, steps=8, polish=algorithm1,
+                                 polish_needed=lambda imgs, idx: np.zeros(len(idx), bool))
+    assert not seen and info["polish_wins"] == 0
+    assert all(np.array_equal(a, b) for a, b in zip(plain, none, strict=True))
+
+    def first(imgs, idx):  # only the lowest-indexed success each time
+        return idx == idx.min()
+
+    _, info = min_norm_images(model, x, y, grid, judge, steps=8, polish=algorithm1, polish_needed=first)
+    assert seen and all(len(s) == 1 for s in seen)
+
+
 def test_bfloat16_gradients_point_the_same_way_and_results_keep_the_models_precision(trained, data7):
     from icub_guard.attacks import PaperAttack, fast_precision
 

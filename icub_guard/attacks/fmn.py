@@ -100,7 +100,7 @@ def grid_stop(d_grid) -> float | None:
 def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, target: torch.Tensor | None = None,
                     steps: int = 30, patience: int = 6, reject_aware: bool = False, fallback=None,
                     near_miss: float = 1.2, precision: str = "float32",
-                    deep: bool = True, polish=None) -> tuple[list[np.ndarray], dict]:
+                    deep: bool = True, polish=None, polish_needed=None) -> tuple[list[np.ndarray], dict]:
     """Per d_max, the crops a camera would publish under one minimum-norm attack: what a d_max sweep gives.
 
     `failed(images uint8, idx) -> bool per sample` says where the attack has not yet succeeded
@@ -119,6 +119,9 @@ def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, tar
     (same signature as `fallback`): run from every published success, its crop replaces the
     published one where it still succeeds with a higher gain — for crops that other classifiers
     judge (a reject option sees how deep a blind attacker went, not whether it crossed).
+    `polish_needed(images uint8, idx) -> bool per sample`: which published successes it runs from (e.g.
+    those the strictest judge still does not count as fooled: deeper steps change nothing for the others);
+    default all.
     """
     attack = FastMinimumNorm(model, steps=steps, patience=patience, reject_aware=reject_aware,
                              stop_below=grid_stop(d_grid), precision=precision)
@@ -174,6 +177,8 @@ def min_norm_images(model, x: torch.Tensor, y: torch.Tensor, d_grid, failed, tar
             fallback_runs += len(short)
             fallback_wins += take(out, ok, short, fb)
         won = np.flatnonzero(~ok)
+        if polish is not None and polish_needed is not None and len(won):
+            won = won[polish_needed(out[won], won)]
         if polish is not None and len(won):
             cand = polish(x[won], y[won], None if target is None else target[won], d,
                           torch.from_numpy(out[won]).to(x.device, x.dtype))

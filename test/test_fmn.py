@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from icub_guard.attacks import PaperAttack
-from icub_guard.attacks.fmn import FastMinimumNorm, min_norm_curve, min_norm_images
+from icub_guard.attacks.fmn import FastMinimumNorm
+from icub_guard.evaluation.curves import CurveProblem, MinNormSettings, min_norm_curve, min_norm_images
 
 
 def _setup(trained, data7):
@@ -32,11 +33,11 @@ def test_the_min_norm_curve_is_never_above_algorithm_1(trained, data7):
     alg1 = [float(np.mean(judge(x.round().to(torch.uint8).numpy(), np.arange(len(y)))))]
     for r in PaperAttack(model, eps=None, steps=10, reject_aware=True).sweep(x, y, grid[1:]):
         alg1.append(float(np.mean(judge(r.images(), np.arange(len(y))))))
-    fast, info = min_norm_curve(model, x, y, grid, judge, reject_aware=True)
+    fast, info = min_norm_curve(CurveProblem(model, x, y, grid, judge, aware=True))
     one = 1 / len(y) + 1e-12
     assert all(f <= a + one for f, a in zip(fast, alg1, strict=True)), (fast, alg1)
     assert fast[0] == alg1[0] and all(b <= a for a, b in itertools.pairwise(fast))
-    norms = np.array(info["norms"])
+    norms = np.array(info.norms)
     assert np.isfinite(norms).all() and (norms[np.isfinite(norms)] >= 0).all()
 
 
@@ -54,7 +55,7 @@ def test_fmn_stops_samples_early(trained, data7):
 def test_min_norm_images_are_in_budget_and_a_success_is_kept(trained, data7):
     model, x, y, judge = _setup(trained, data7)
     grid = [0.0, 300.0, 800.0, 2500.0]
-    images, info = min_norm_images(model, x, y, grid, judge, steps=12)
+    images, info = min_norm_images(CurveProblem(model, x, y, grid, judge), MinNormSettings(steps=12))
     everyone = np.arange(len(y))
     broken_before = np.zeros(len(y), bool)
     for d, im in zip(grid, images, strict=True):
@@ -63,7 +64,7 @@ def test_min_norm_images_are_in_budget_and_a_success_is_kept(trained, data7):
         broken = ~judge(im, everyone)
         assert not (broken_before & ~broken).any()  # what broke a sample at a smaller d_max still does
         broken_before = broken
-    assert broken_before.mean() > 0.5 and info["fallback_runs"] == 0  # no fallback given: none ran
+    assert broken_before.mean() > 0.5 and info.fallback_runs == 0  # no fallback given: none ran
 
 
 def test_the_fallback_runs_where_fmn_stops_short_and_its_successes_count(trained, data7):
@@ -79,10 +80,11 @@ def test_the_fallback_runs_where_fmn_stops_short_and_its_successes_count(trained
         calls.append((len(ys), d))
         return np.zeros(tuple(xs.shape), np.uint8)
 
-    fast, info = min_norm_curve(model, x, y, [0.0, 500.0], judge, steps=1, patience=1, fallback=fallback)
-    assert info["fallback_runs"] == sum(n for n, _ in calls) > 0 and all(d == 500.0 for _, d in calls)
-    assert info["fallback_wins"] == info["fallback_runs"]
-    assert fast[1] <= 1 - info["fallback_wins"] / len(y) + 1e-12  # what the fallback breaks counts as broken
+    fast, info = min_norm_curve(CurveProblem(model, x, y, [0.0, 500.0], judge),
+                                MinNormSettings(steps=1, patience=1, fallback=fallback))
+    assert info.fallback_runs == sum(n for n, _ in calls) > 0 and all(d == 500.0 for _, d in calls)
+    assert info.fallback_wins == info.fallback_runs
+    assert fast[1] <= 1 - info.fallback_wins / len(y) + 1e-12  # what the fallback breaks counts as broken
 
 
 def test_polish_publishes_deeper_successes_and_never_a_failure(trained, data7):
@@ -93,17 +95,17 @@ def test_polish_publishes_deeper_successes_and_never_a_failure(trained, data7):
     def no_clean(imgs, idx):  # as judge, and an unchanged crop never counts as a success
         return judge(imgs, idx) | (imgs == clean[idx]).reshape(len(idx), -1).all(1)
 
-    plain, _ = min_norm_images(model, x, y, grid, no_clean, steps=8)
-    same, info = min_norm_images(model, x, y, grid, no_clean, steps=8,
-                                 polish=lambda xs, ys, ts, d, start: xs.round().to(torch.uint8).numpy())
-    assert info["polish_wins"] == 0 and all(np.array_equal(a, b) for a, b in zip(plain, same, strict=True))
-    plain, _ = min_norm_images(model, x, y, grid, judge, steps=8)
+    plain, _ = min_norm_images(CurveProblem(model, x, y, grid, no_clean), MinNormSettings(steps=8))
+    same, info = min_norm_images(CurveProblem(model, x, y, grid, no_clean), MinNormSettings(
+        steps=8, polish=lambda xs, ys, ts, d, start: xs.round().to(torch.uint8).numpy()))
+    assert info.polish_wins == 0 and all(np.array_equal(a, b) for a, b in zip(plain, same, strict=True))
+    plain, _ = min_norm_images(CurveProblem(model, x, y, grid, judge), MinNormSettings(steps=8))
 
     def algorithm1(xs, ys, ts, d, start):
         return PaperAttack(model, eps=d, steps=6)(xs, ys, ts, x_init=start).images()
 
-    deep, info = min_norm_images(model, x, y, grid, judge, steps=8, polish=algorithm1)
-    assert info["polish_wins"] > 0
+    deep, info = min_norm_images(CurveProblem(model, x, y, grid, judge), MinNormSettings(steps=8, polish=algorithm1))
+    assert info.polish_wins > 0
     probe = PaperAttack(model, eps=None)
     everyone = np.arange(len(y))
     for d, a, b in zip(grid[1:], plain[1:], deep[1:], strict=True):
@@ -124,20 +126,24 @@ def test_polish_runs_only_from_the_successes_a_stricter_judge_still_needs(traine
         seen.append(xs.clone())
         return PaperAttack(model, eps=d, steps=6)(xs, ys, ts, x_init=start).images()
 
-    plain, _ = min_norm_images(model, x, y, grid, judge, steps=8)
-    none, info = min_norm_images(model, x, y, grid, judge, steps=8, polish=algorithm1,
-                                 polish_needed=lambda imgs, idx: np.zeros(len(idx), bool))
-    assert not seen and info["polish_wins"] == 0
+    plain, _ = min_norm_images(CurveProblem(model, x, y, grid, judge), MinNormSettings(steps=8))
+    none, info = min_norm_images(CurveProblem(model, x, y, grid, judge,
+                                              strictest=lambda imgs, idx: np.zeros(len(idx), bool)),
+                                 MinNormSettings(steps=8, polish=algorithm1))
+    assert not seen and info.polish_wins == 0
     assert all(np.array_equal(a, b) for a, b in zip(plain, none, strict=True))
 
     def first(imgs, idx):  # only the lowest-indexed success each time
         return idx == idx.min()
 
-    _, info = min_norm_images(model, x, y, grid, judge, steps=8, polish=algorithm1, polish_needed=first)
+    _, info = min_norm_images(CurveProblem(model, x, y, grid, judge, strictest=first),
+                              MinNormSettings(steps=8, polish=algorithm1))
     assert seen and all(len(s) == 1 for s in seen)
 
 
-def test_bfloat16_gradients_point_the_same_way_and_results_keep_the_models_precision(trained, data7):
+def test_bfloat16_attacks_succeed_as_often_and_results_keep_the_models_precision(trained, data7):
+    """What bfloat16 gradients must keep is the attack's strength, not every sample's direction: near a
+    tie between two wrong classes bfloat16 may pick the other one (one sample's cosine 0.55 on some CPUs)."""
     from icub_guard.attacks import PaperAttack, fast_precision
 
     model, x, y, _ = _setup(trained, data7)
@@ -146,7 +152,10 @@ def test_bfloat16_gradients_point_the_same_way_and_results_keep_the_models_preci
     _, g32, s32 = PaperAttack(model).gain_and_grad(x, y, None)
     _, g16, s16 = PaperAttack(model, precision="bfloat16").gain_and_grad(x, y, None)
     cos = torch.nn.functional.cosine_similarity(g32.flatten(1), g16.flatten(1))
-    assert s16.dtype == s32.dtype != torch.bfloat16 and cos.min() > 0.8 and not torch.equal(g16, g32), cos
-    r = PaperAttack(model, eps=500.0, steps=3, precision="bfloat16")(x, y)
-    assert r.scores.dtype == s32.dtype and (r.norms["l2"] <= 500.0 + 1e-3).all()
+    assert s16.dtype == s32.dtype != torch.bfloat16 and not torch.equal(g16, g32)  # bfloat16 did run
+    assert cos.mean() > 0.8, cos  # the same way on average (0.94 here)
+    r32, r16 = (PaperAttack(model, eps=1000.0, steps=3, precision=p)(x, y) for p in ("float32", "bfloat16"))
+    assert r16.scores.dtype == s32.dtype and (r16.norms["l2"] <= 1000.0 + 1e-3).all()
+    # as strong: this budget fools about half the samples, so weaker gradients would show
+    assert 0.2 < r32.success_rate and r16.success_rate >= r32.success_rate - 0.1, (r16.success_rate, r32.success_rate)
     assert fast_precision("cpu") in ("float32", "bfloat16") and fast_precision("meta") == "float32"

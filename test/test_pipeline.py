@@ -119,8 +119,9 @@ def test_accepted_mask_follows_thresholds(feats7, hyper, extractor):
     assert not model.accepted(s).any()
 
 
-def test_weights_auto_decides_from_the_cache_without_a_network_attempt(tmp_path, monkeypatch, caplog):
-    import logging
+def test_weights_auto_decides_from_the_cache_without_a_network_attempt(tmp_path, monkeypatch):
+    """Checked on the returned note (what /diagnostics shows), not through caplog: under launch_testing's
+    pytest plugin (colcon test) new loggers do not propagate, and caplog saw nothing."""
     import urllib.request
 
     import torch
@@ -133,10 +134,9 @@ def test_weights_auto_decides_from_the_cache_without_a_network_attempt(tmp_path,
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty cache
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    caplog.set_level(logging.WARNING, logger="icub_guard.core.features")
     fx, degraded = build_extractor("alexnet", "auto", 0, 64, "cpu")
-    assert fx.spec.weights == "random" and degraded == "random backbone weights"
-    assert "no ImageNet weights" in caplog.text and str(tmp_path) in caplog.text
+    assert fx.spec.weights == "random" and degraded.startswith("random backbone weights")
+    assert "no ImageNet weights" in degraded and str(tmp_path) in degraded
 
 
 def test_guard_model_casts(feats7, hyper, extractor, data7):

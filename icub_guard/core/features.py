@@ -188,8 +188,10 @@ def build_extractor(name: str = "alexnet", weights: str = "auto", seed: int = 0,
 
     `weights="auto"` means ImageNet weights when they are in torch.hub's cache,
     else seeded random weights — decided without a network attempt; the robot
-    keeps working, and says so (once, in the log, and in /diagnostics).
+    keeps working, and says so (once, in the log, and in /diagnostics). The returned note says
+    where the weights were looked for: the log may not reach the user (a ROS launch, a test's capture).
     """
+    why = ""
     if weights == "auto":
         cache = imagenet_cache(name)
         if cache.is_file():
@@ -197,13 +199,14 @@ def build_extractor(name: str = "alexnet", weights: str = "auto", seed: int = 0,
             log.info("weights auto: ImageNet weights for %s found in %s", name, cache)
         else:  # no network attempt: a robot may be offline, and a failed download costs seconds
             want = "random"
+            why = f" (weights auto: no ImageNet weights for {name} in {cache.parent})"
             log.warning("weights auto: no ImageNet weights for %s in %s -> seeded RANDOM weights (fine for tests, "
                         "not for a robot; copy %s there or pass weights=imagenet to download)", name, cache.parent,
                         cache.name)
     else:
         want = weights
     fx = FeatureExtractor(BackboneSpec(name, want, seed, input_size), device)
-    return fx, ("random backbone weights" if fx.spec.weights == "random" else None)
+    return fx, (f"random backbone weights{why}" if fx.spec.weights == "random" else None)
 
 
 def imagenet_cache(name: str) -> Path:

@@ -1,7 +1,8 @@
 """Training examples with a growable, cached Gram matrix (what online learning needs).
 
 Adding an example costs one kernel row, O(n·d); removal swaps the last example
-into the hole, O(n). Neither copies the n×n matrix.
+into the hole, O(n). Neither copies the n×n matrix. K is kept exactly
+symmetric: SMO updates its gradient with rows of K where it means columns.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class GramStore:
         x32 = self.X[n0 : n0 + m]
         self.sqn[n0 : n0 + m] = np.einsum("ij,ij->i", x32, x32)
         rows = kernel(X, self.X[: n0 + m], self.kind, self.gamma, precise=False, nb=self.sqn[: n0 + m])
+        # a float32 GEMM need not give x_i·x_j and x_j·x_i the same rounding (OpenBLAS's Haswell kernels
+        # do not): averaging makes the new block symmetric, or SMO's gradient drifts from Kβ − y
+        block = rows[:, n0:]
+        block[...] = (block + block.T) * 0.5
         self.K[n0 : n0 + m, : n0 + m] = rows
         self.K[: n0 + m, n0 : n0 + m] = rows.T
         self.label[n0 : n0 + m] = labels
@@ -52,6 +57,26 @@ class GramStore:
         self.clock += m
         self.n = n0 + m
         return slice(n0, n0 + m)
+
+    def put(self, X: np.ndarray, labels: np.ndarray, packed: np.ndarray, sqn: np.ndarray) -> None:
+        """Fill an empty store with saved examples and their saved K (`packed`), not recomputed:
+        a recomputed K differs in the last bits, and the solver would continue from another state."""
+        n = len(X)
+        if self.n or packed.shape != (n * (n + 1) // 2,) or sqn.shape != (n,):
+            raise ValueError("the saved Gram matrix does not match the saved examples")
+        self._grow(n)
+        self.X[:n], self.sqn[:n], self.label[:n] = X, sqn, labels
+        self.age[:n] = np.arange(n)
+        self.clock = self.n = n
+        o = 0
+        for i in range(n):
+            self.K[i, i:n] = self.K[i:n, i] = packed[o : o + n - i]
+            o += n - i
+
+    def packed(self) -> np.ndarray:
+        """K's upper triangle, row by row (K is symmetric: half the bytes of K in a model file)."""
+        n = self.n
+        return np.concatenate([self.K[i, i:n] for i in range(n)]) if n else np.zeros(0)
 
     def remove(self, i: int, arrays: list[np.ndarray]) -> None:
         """Delete example i, moving the last one into its place (also in `arrays`)."""

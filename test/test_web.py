@@ -6,12 +6,12 @@ import asyncio
 import json
 
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
 from icub_guard.core.errors import InputError
 from icub_guard.web.hub import Ack, Answer, HubLimits, RateLimit, Save, SetLearning, TeacherHub, parse_command
-from icub_guard.web.server import COOKIE, ServerConfig, TeacherPage
+from icub_guard.web.server import COOKIE, RequestLog, ServerConfig, ServerThread, TeacherPage, loopback_host
 
 # ---------------------------------------------------------------------------------------- commands
 
@@ -65,7 +65,7 @@ def test_rate_limit_allows_a_burst_then_the_rate():
 
 
 def query(qid: int, sec: int, **kw) -> dict:
-    return {"schema": "icub_guard/query@1", "query_id": qid, "decision_id": 100 + qid, "reason": "rejected",
+    return {"schema": "icub_guard/query@1", "query_id": qid, "decision_id": 100 + qid, "reason": "below_threshold",
             "top": [["mug", 0.1]], "known_classes": ["mug"], "stamp": {"sec": sec, "nanosec": 5}, **kw}
 
 
@@ -168,6 +168,7 @@ def serve(test, **cfg):
         robot = FakeRobot()
         page = TeacherPage(TeacherHub(), robot, ServerConfig(**{"rate": 5.0, "burst": 3, **cfg}))
         async with TestClient(TestServer(page.app, host="127.0.0.1")) as client:
+            page.port = client.port  # the port the test server bound: the Host header must name it
             await test(client, robot, page)
     asyncio.run(main())
 
@@ -196,7 +197,62 @@ def test_on_the_loopback_a_foreign_host_header_is_refused():
     async def t(client, robot, page):
         assert (await client.get("/", headers={"Host": "rebind.example:80"})).status == 403
         assert page.stats["refused_host"] == 1
+        p = client.port
+        for host in (f"127.attacker.example:{p}", f"127.0.0.1.evil.com:{p}"):  # DNS names that look like it
+            assert (await client.get("/", headers={"Host": host})).status == 403, host
+            with pytest.raises(WSServerHandshakeError, match="403"):  # its WebSocket, with a matching Origin
+                await client.ws_connect("/ws", headers={"Host": host, "Origin": f"http://{host}"})
+        assert robot.sent == [] and page.stats["refused_host"] >= 5
+        assert (await client.get("/", headers={"Host": f"localhost:{p}"})).status == 200
     serve(t)
+
+
+@pytest.mark.parametrize("host,ok", [
+    ("127.0.0.1:8080", True), ("127.5.6.7:8080", True), ("localhost:8080", True), ("[::1]:8080", True),
+    ("127.attacker.example:8080", False), ("127.0.0.1.evil.com:8080", False), ("127.0.0.1:8081", False),
+    ("127.0.0.1", False), ("localhost.evil:8080", False), ("127.1:8080", False), ("0x7f000001:8080", False),
+    ("[::ffff:127.0.0.1]:8080", False), ("::1:8080", False), ("user@127.0.0.1:8080", False),
+    ("127.0.0.1:80a", False), ("[::1:8080", False), ("", False), ("10.0.0.1:8080", False)])
+def test_only_loopback_literals_and_localhost_with_the_pages_port_pass(host, ok):
+    assert loopback_host(host, 8080) is ok
+
+
+def test_malformed_requests_are_counted_and_logged_at_most_once_a_second():
+    import logging
+
+    now = [0.0]
+    stats: dict = __import__("collections").Counter()
+    rl = RequestLog(stats, clock=lambda: now[0])
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lines.append
+    server_log = logging.getLogger("icub_guard.web.server")
+    server_log.addHandler(handler)
+    try:
+        for i in range(30):
+            now[0] = i * 0.1  # 30 bad requests in 3 s
+            rl.exception("Error handling request from %s", "1.2.3.4", exc_info=ValueError("bad header"))
+    finally:
+        server_log.removeHandler(handler)
+    assert stats["bad_requests"] == 30 and len(lines) == 3
+    assert all(r.exc_info is None for r in lines)  # one line each, no traceback
+
+
+def test_a_real_server_counts_garbage_requests():
+    import socket
+
+    page = TeacherPage(TeacherHub(), FakeRobot(), ServerConfig(port=0))
+    thread = ServerThread(page)
+    port = thread.start()
+    try:
+        for garbage in (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: nope\r\n\r\n",
+                        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" * 4, b"GET /\x00 HTTP/1.1\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(garbage)
+                c.recv(4096)
+        assert page.stats["bad_requests"] == 3
+    finally:
+        thread.stop()
 
 
 def test_with_a_token_every_request_needs_it():

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..core.rules import accept_margins, decide
 from .constraints import BOX, all_norms, check_norm, project, quantize
 
 log = logging.getLogger(__name__)
@@ -56,16 +57,6 @@ def _other_max(scores: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     masked = scores.clone()
     masked.scatter_(1, k[:, None], float("-inf"))
     return masked.amax(1)
-
-
-def accept_margins(scores: torch.Tensor, thresholds: torch.Tensor | None) -> torch.Tensor:
-    """a_l = f_l − max(thr_l, max_{m≠l} f_m), N×K; > 0 iff the sample is accepted as l."""
-    top2 = scores.topk(2, dim=1).values if scores.shape[1] > 1 else torch.cat([scores, scores - 1], 1)
-    is_top = scores >= top2[:, :1]
-    best_other = torch.where(is_top, top2[:, 1:2], top2[:, :1])
-    if thresholds is not None:
-        best_other = torch.maximum(best_other, thresholds[None, :].to(scores.dtype))
-    return scores - best_other
 
 
 PRECISIONS = ("float32", "bfloat16")
@@ -185,15 +176,10 @@ class Attack:
         return g.detach(), grad.detach(), s.detach()
 
     def accepted(self, scores: torch.Tensor) -> torch.Tensor:
-        t = self.thresholds
-        if t is None:
-            return torch.ones(scores.shape[0], dtype=torch.bool, device=scores.device)
-        top = scores.argmax(1)
-        return scores.gather(1, top[:, None])[:, 0] > t[top].to(scores.dtype)
+        return decide(scores, self.thresholds)[1]
 
     def success(self, scores: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        top = scores.argmax(1)
-        ok = self.accepted(scores)
+        top, ok = decide(scores, self.thresholds)
         return ok & (top == target) if target is not None else ok & (top != y)
 
     def project(self, x_adv: torch.Tensor, x0: torch.Tensor, eps=None) -> torch.Tensor:

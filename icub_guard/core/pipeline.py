@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import rules
 from .features import FeatureExtractor
 from .kernels import KernelScores
 
@@ -45,11 +46,8 @@ class GuardModel(torch.nn.Module):
         return NCHW01(self)
 
     def accepted(self, scores: torch.Tensor) -> torch.Tensor:
-        """Which samples the reject option lets through (all of them if it is off)."""
-        top = scores.argmax(1)
-        if not self.reject:
-            return torch.ones_like(top, dtype=torch.bool)
-        return scores.gather(1, top[:, None])[:, 0] > self.thresholds[top]
+        """Which samples the reject option lets through (all of them if it is off): `rules.decide`."""
+        return rules.decide(scores, self.thresholds if self.reject else None)[1]
 
 
 class NCHW01(torch.nn.Module):

@@ -23,6 +23,8 @@ import math
 import numpy as np
 import torch
 
+from ..core.rules import Reason, decide
+
 log = logging.getLogger(__name__)
 
 
@@ -85,7 +87,7 @@ class Detector(Defence):
     """Scores samples (higher: more suspicious); rejects above `threshold`, set for `false_reject` on clean data."""
 
     stage = "detector"
-    reason = "detector"
+    reason = Reason.DETECTOR
     #: refits on labelled held-out scores when `calibrate` gets labels (online: each example's scores from a
     #: classifier fitted without it)
     held_out = False
@@ -196,8 +198,7 @@ class DefendedModel(torch.nn.Module):
 
 def _vote(s: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     """V×N×K scores → N×K: each class's share of the views that accept it (minus 0.5: > 0 is a majority)."""
-    top = s.argmax(2)
-    accepted = s.gather(2, top[..., None])[..., 0] > thresholds[top]
+    top, accepted = decide(s, thresholds)
     votes = torch.nn.functional.one_hot(top, s.shape[2]).to(s.dtype) * accepted[..., None]
     return votes.mean(0) - 0.5 + 1e-3 * s.mean(0)  # ties broken by the mean score (and gradients flow)
 

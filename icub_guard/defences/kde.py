@@ -13,12 +13,13 @@ import math
 import numpy as np
 import torch
 
+from ..core.rules import Reason
 from .base import Detector, NotFitted, check_range
 
 
 class KernelDensity(Detector):
     name = "kde"
-    reason = "detector"
+    reason = Reason.DETECTOR
 
     def __init__(self, false_reject: float = 0.05, bandwidth: float = 0.0, seed: int = 0):
         super().__init__(false_reject, seed)

@@ -11,12 +11,13 @@ import numpy as np
 import torch
 from sklearn.covariance import LedoitWolf
 
+from ..core.rules import Reason
 from .base import Detector, NotFitted, check_range
 
 
 class Mahalanobis(Detector):
     name = "mahalanobis"
-    reason = "detector"
+    reason = Reason.DETECTOR
 
     def __init__(self, false_reject: float = 0.05, components: int = 64, seed: int = 0):
         super().__init__(false_reject, seed)

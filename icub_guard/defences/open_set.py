@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from scipy.stats import weibull_min
 
+from ..core.rules import Reason
 from .base import Detector, NotFitted, check_range
 
 MIN_TAIL = 3  # fewer points than this are no Weibull fit
@@ -29,7 +30,7 @@ MIN_TAIL = 3  # fewer points than this are no Weibull fit
 
 class OpenSetEVT(Detector):
     name = "open_set"
-    reason = "open_set"
+    reason = Reason.OPEN_SET
     held_out = True
 
     def __init__(self, tail_size: int = 20, alpha: int = 2, strict: bool = True, seed: int = 0):

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..core.rules import REJECTED, Reason, decide
 from .base import EOT, Defence, DefendedModel, Detector, NotFitted
 from .smoothing import RandomizedSmoothing
 
 
 @dataclass
 class DefendedDecision:
-    label: int  # class index, −1: rejected
-    reason: str  # accepted | below_threshold | detector | open_set | not_certified
+    label: int  # class index, REJECTED (−1): rejected
+    reason: Reason  # accepted | below_threshold | detector | open_set | not_certified
     stage_scores: dict[str, float] = field(default_factory=dict)
     radius: float | None = None  # certified l2 radius (smoothing)
 
@@ -97,20 +98,19 @@ class DefencePipeline:
                 det = {d.name: d.score(feats, s) for d in self.detectors if d.fitted}
             else:
                 _, s, det = self.defended.parts(x)
-        top = s.argmax(1)
-        ok = s.gather(1, top[:, None])[:, 0] > self.defended.thresholds[top]
+        top, ok = decide(s, self.defended.thresholds)
         out = []
         for i in range(x.shape[0]):
-            reason = "accepted" if ok[i] else "below_threshold"
+            reason = Reason.ACCEPTED if ok[i] else Reason.BELOW_THRESHOLD
             stage = {"classifier": float(s[i, top[i]])}
             for d in self.detectors:
                 if d.name not in det:
                     continue
                 v = float(det[d.name][i])
                 stage[d.name] = v
-                if reason == "accepted" and v > d.threshold:
+                if reason == Reason.ACCEPTED and v > d.threshold:
                     reason = d.reason
-            out.append(DefendedDecision(int(top[i]) if reason == "accepted" else -1, reason, stage))
+            out.append(DefendedDecision(int(top[i]) if reason == Reason.ACCEPTED else REJECTED, reason, stage))
         return out
 
     def labels(self, x: torch.Tensor, batch: int = 32) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.stats import beta, norm
 
+from ..core.rules import REJECTED, Reason, decide
 from .base import Defence, check_range
 
 
@@ -28,7 +29,7 @@ class RandomizedSmoothing(Defence):
     name = "smoothing"
     stage = "certify"
     randomized = True
-    reason = "not_certified"
+    reason = Reason.NOT_CERTIFIED
 
     def __init__(self, sigma: float = 25.0, n0: int = 16, n: int = 128, alpha: float = 0.001, batch: int = 64,
                  seed: int = 0):
@@ -60,21 +61,20 @@ class RandomizedSmoothing(Defence):
                 rep = x.repeat(m, 1, 1, 1)
                 noisy = (rep + self.sigma * torch.randn(rep.shape, generator=self._gen).to(x.device, x.dtype))
                 s = model(noisy.clamp(0, 255))
-                top = s.argmax(1)
-                if getattr(model, "reject", False):
-                    top = torch.where(s.gather(1, top[:, None])[:, 0] > model.thresholds[top], top, k)
+                top, ok = decide(s, model.thresholds if getattr(model, "reject", False) else None)
+                top = torch.where(ok, top, k)
                 idx = top.view(m, x.shape[0]).cpu().numpy()
                 for j in range(m):
                     counts[np.arange(x.shape[0]), idx[j]] += 1
                 left -= m
         return counts
 
-    def certify(self, model, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(class index per sample, −1 where none; certified l2 radius, 0 where none; reason)."""
+    def certify(self, model, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[Reason]]:
+        """(class index per sample, REJECTED where none; certified l2 radius, 0 where none; reason)."""
         k = len(model.classes)
         choice = self._counts(model, x, self.n0).argmax(1)
         counts = self._counts(model, x, self.n)
-        label = np.full(x.shape[0], -1)
+        label = np.full(x.shape[0], REJECTED)
         radius = np.zeros(x.shape[0])
         reasons = []
         for i, c in enumerate(choice):
@@ -82,8 +82,8 @@ class RandomizedSmoothing(Defence):
             if p <= 0.5:
                 reasons.append(self.reason)
             elif c == k:
-                reasons.append("below_threshold")
+                reasons.append(Reason.BELOW_THRESHOLD)
             else:
                 label[i], radius[i] = c, self.sigma * float(norm.ppf(p))
-                reasons.append("accepted")
+                reasons.append(Reason.ACCEPTED)
         return label, radius, reasons

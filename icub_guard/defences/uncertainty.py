@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import torch
 
+from ..core.rules import Reason
 from .base import Detector, NotFitted, check_range
 
 
 class BayesianUncertainty(Detector):
     name = "bu"
-    reason = "detector"
+    reason = Reason.DETECTOR
     randomized = True
 
     def __init__(self, false_reject: float = 0.05, p: float = 0.1, samples: int = 16, seed: int = 0):

@@ -18,6 +18,7 @@ Which strings may name a class (and that `unknown` is reserved) is the
 
 from __future__ import annotations
 
+import json
 import logging
 from numbers import Integral, Real
 from typing import ClassVar
@@ -28,6 +29,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .. import rules
 from ..errors import InputError
 from ..kernels import KERNELS, KernelScores, kernel, median_gamma
 from .gram import GramStore
@@ -61,6 +63,11 @@ def _insert_classes(classes: np.ndarray, new) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"labels {list(new)!r} are not of the type of the known classes") from exc
     pos = {c: i for i, c in enumerate(merged.tolist())}
     return merged, np.array([pos[c] for c in classes.tolist()], dtype=np.int64)
+
+
+def _params(params: dict) -> np.ndarray:
+    """Hyperparameters as a JSON string array (a model file holds no pickle; JSON floats round-trip exactly)."""
+    return np.array(json.dumps(params, default=lambda v: v.item()))
 
 
 class RejectMixin:
@@ -116,12 +123,15 @@ class RejectMixin:
     def predict(self, X) -> np.ndarray:
         return self.decide(self.decision_function(X))[0]
 
+    def predict_indices(self, X) -> np.ndarray:
+        """Class indices, `rules.REJECTED` where rejected: the encoding the evaluations score crops in."""
+        return rules.label_indices(self.decision_function(X), self.thresholds_ if self.reject else None)
+
     def decide(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and an accepted mask from a score matrix (argmax, then thresholds if `reject`)."""
-        top = scores.argmax(1)
+        """Labels and an accepted mask from a score matrix (`rules.decide`, thresholds only if `reject`)."""
+        top, accepted = rules.decide(scores, self.thresholds_ if self.reject else None)
         if not self.reject:
-            return self.classes_[top], np.ones(len(top), bool)
-        accepted = scores[np.arange(len(top)), top] > self.thresholds_[top]
+            return self.classes_[top], accepted
         labels = self.classes_[top].astype(object)
         labels[~accepted] = self.reject_label
         return labels, accepted
@@ -150,10 +160,10 @@ class RejectMixin:
             raise InputError("target_false_reject must be in [0, 1)")
         scores = self.decision_function(X_val)
         y_val = _labels(y_val)
-        top = scores.argmax(1)
         t = np.zeros(len(self.classes_))
+        top, at_zero = rules.decide(scores, t)  # accepted by the default reject at 0
         for k, name in enumerate(self.classes_.tolist()):
-            ok = (y_val == name) & (top == k) & (scores[:, k] > 0.0)
+            ok = (y_val == name) & (top == k) & at_zero
             if ok.sum() == 0:
                 log.warning("calibrate: no accepted validation sample of class %r; threshold stays 0", name)
                 continue
@@ -204,10 +214,14 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
         self._enforce_budget(range(len(self.classes_)))
         return self
 
-    def _rebuild(self, X: np.ndarray, label_idx: np.ndarray, age: np.ndarray | None = None) -> None:
-        """Fresh Gram matrix for (X, labels) with β = 0 (or as set by the caller)."""
+    def _rebuild(self, X: np.ndarray, label_idx: np.ndarray, age: np.ndarray | None = None,
+                 saved_gram: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Fresh Gram matrix for (X, labels) with β = 0 (or as set by the caller); `saved_gram`: (packed K, sqn)."""
         self._store = GramStore(X.shape[1], self.kernel, self.gamma_, cap=len(X) + max(64, len(X) // 4))
-        self._store.add(X, label_idx)
+        if saved_gram is None:
+            self._store.add(X, label_idx)
+        else:
+            self._store.put(X, label_idx, *saved_gram)
         if age is not None:
             self._store.age[: len(X)] = age
             self._store.clock = int(np.max(age, initial=-1)) + 1
@@ -421,27 +435,46 @@ class OneVsAllSVC(RejectMixin, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ persistence
     def get_state(self) -> dict[str, np.ndarray]:
+        """The whole solver state: examples, duals, and K (packed), g and the hyperparameters, saved, not
+        recomputed at load, so that learning after a reload continues bit for bit (K adds 4·n² bytes)."""
         check_is_fitted(self)
         st, n = self._store, self._store.n
+        params = {k: getattr(self, k) for k in ("C", "gamma", "tol", "max_steps", "max_per_class")}
         return {"X": st.X[:n].copy(), "label": st.label[:n].copy(), "age": st.age[:n].copy(),
                 "clock": np.array(st.clock, np.int64), "beta": self._beta[:n].copy(),
                 "intercept": self.intercept_.copy(), "thresholds": self.thresholds_.copy(),
-                "gamma": np.array(self.gamma_), "classes": np.array(self.classes_.tolist(), dtype=str)}
+                "gamma": np.array(self.gamma_), "classes": np.array(self.classes_.tolist(), dtype=str),
+                "K": st.packed(), "sqn": st.sqn[:n].copy(), "g": self._g[:n].copy(), "params": _params(params)}
 
     def set_state(self, s: dict[str, np.ndarray]) -> OneVsAllSVC:
-        """Rebuild from `get_state`: the Gram matrix is recomputed, g = Kβ − y."""
+        """Restore `get_state` as it was: later learning equals the saved learner's, bit for bit.
+
+        A state saved before K, g and the hyperparameters were (older model files) still loads with the
+        same decisions; K and g = Kβ − y are then recomputed, the hyperparameters are this estimator's,
+        and later learning agrees with the saved learner's only within the solver's `tol`.
+        """
+        if "params" in s:  # what the learner was fitted with (a `Recognizer.fit` may override its config)
+            self.set_params(**json.loads(str(s["params"])))
+            self._validate_params()
         self.classes_ = np.array(s["classes"].tolist(), dtype=object)
         self.gamma_ = float(s["gamma"])
         self.thresholds_ = np.asarray(s["thresholds"], np.float64)
         self.intercept_ = np.asarray(s["intercept"], np.float64)
         X = np.asarray(s["X"], np.float32)
         self.n_features_in_ = X.shape[1]
-        self._rebuild(X, np.asarray(s["label"], np.int32), np.asarray(s["age"]))
+        exact = all(k in s for k in ("K", "sqn", "g"))
+        saved_gram = (np.asarray(s["K"], np.float64), np.asarray(s["sqn"], np.float64)) if exact else None
+        self._rebuild(X, np.asarray(s["label"], np.int32), np.asarray(s["age"]), saved_gram)
         if "clock" in s:  # ids of later examples continue where the saved learner stopped (never reused)
             self._store.clock = max(self._store.clock, int(s["clock"]))
         n = len(X)
         self._beta[:n] = s["beta"]
-        self._g[:n] = self._store.K[:n, :n] @ self._beta[:n] - self._Y()
+        if exact:
+            if s["g"].shape != (n, len(self.classes_)):
+                raise ValueError("the saved gradient does not match the saved examples and classes")
+            self._g[:n] = s["g"]
+        else:
+            self._g[:n] = self._store.K[:n, :n] @ self._beta[:n] - self._Y()
         return self
 
 
@@ -567,14 +600,30 @@ class RLSClassifier(RejectMixin, ClassifierMixin, BaseEstimator):
         return KernelScores(self.kernel, self.gamma_, self.X_, self.coef_, self.coef_.sum(0))
 
     def get_state(self) -> dict[str, np.ndarray]:
+        """As `OneVsAllSVC.get_state`: the inverse is saved (8·n² bytes), so learning after a reload is bit for bit."""
         check_is_fitted(self)
         return {"X": self.X_.copy(), "label": self.label_.copy(), "thresholds": self.thresholds_.copy(),
                 "gamma": np.array(self.gamma_), "classes": np.array(self.classes_.tolist(), dtype=str),
-                "age": self.ids_.copy(), "clock": np.array(self.clock_, np.int64)}
+                "age": self.ids_.copy(), "clock": np.array(self.clock_, np.int64), "Ainv": self.Ainv_.copy(),
+                "params": _params({"lam": self.lam, "gamma": self.gamma})}
 
     def set_state(self, s: dict[str, np.ndarray]) -> RLSClassifier:
+        """Restore `get_state`; a state without the inverse (older files) is refitted (equal to rounding)."""
+        if "params" in s:
+            self.set_params(**json.loads(str(s["params"])))
         classes = np.array(s["classes"].tolist(), dtype=object)
-        self.fit(np.asarray(s["X"], np.float32), classes[np.asarray(s["label"])])
+        X = np.asarray(s["X"], np.float32)
+        if "Ainv" not in s:
+            self.fit(X, classes[np.asarray(s["label"])])
+        else:  # what `fit` sets, from the file instead of from a new factorisation
+            if s["Ainv"].shape != (len(X), len(X)):
+                raise ValueError("the saved inverse does not match the saved examples")
+            self._validate_params()
+            self.classes_, self.gamma_, self.n_features_in_ = classes, float(s["gamma"]), X.shape[1]
+            self.X_, self.label_ = X.copy(), np.asarray(s["label"], np.int32).copy()
+            self.Ainv_ = np.asarray(s["Ainv"], np.float64).copy()
+            self.ids_, self.clock_ = np.arange(len(X), dtype=np.int64), len(X)
+            self._update_coef()
         self.thresholds_ = np.asarray(s["thresholds"], np.float64)
         if "age" in s:
             self.ids_ = np.asarray(s["age"], np.int64).copy()

@@ -25,11 +25,12 @@ import torch
 
 from icub_guard.attacks import PaperAttack, resolve_precision
 from icub_guard.attacks.constraints import quantize
-from icub_guard.core.datasets import simworld
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
 from icub_guard.core.pipeline import GuardModel
 from icub_guard.core.svm import make_classifier, select_hyperparameters
-from icub_guard.evaluation.security import EvalConfig, curve_images
+from icub_guard.evaluation.curves import CurveProblem, curve_images
+from icub_guard.evaluation.security import EvalConfig
+from icub_guard.sim.datasets import simworld
 
 
 def main() -> None:
@@ -64,7 +65,7 @@ def main() -> None:
 
     precision = resolve_precision(cfg.precision, fx.device)
     t = time.perf_counter()  # exactly what `evaluate` runs for this curve
-    images, info = curve_images(cfg, precision, model, x, y, None, False, grid, judge, deep=False)
+    images, info = curve_images(cfg.curve_settings(precision), CurveProblem(model, x, y, grid, judge, deep=False))
     fast = [float(np.mean(judge(im, everyone))) for im in images]
     t_fast = time.perf_counter() - t
 
@@ -98,7 +99,7 @@ def main() -> None:
         "load_after": os.getloadavg(), "torch": torch.__version__, "numpy": np.__version__,
         "secml": sys.modules["secml"].__version__, "crops": len(truth), "d_max": grid,
         "fast": {"curve": fast, "seconds": t_fast, "fmn_steps": cfg.fmn_steps, "precision": precision,
-                 "fallback_runs": info["fallback_runs"]},
+                 "fallback_runs": info.fallback_runs},
         "secml_pgd": {"curve": secml_curve, "seconds": t_secml, "max_iter": cfg.steps},
         "algorithm1": {"curve": alg1, "seconds": t_alg1, "steps_per_d_max": cfg.steps, "precision": "float32"},
         "speedup_vs_secml": t_secml / t_fast, "algorithm1_vs_secml": None if t_alg1 is None else t_secml / t_alg1,

@@ -1,6 +1,7 @@
 """The security evaluation end to end on a tiny configuration, and its report files."""
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -9,8 +10,9 @@ import torch
 
 from icub_guard.cli import main
 from icub_guard.evaluation import EvalConfig, run_security_evaluation, write_report
+from icub_guard.evaluation.curves import CurveKey, CurveRecord, rises
 from icub_guard.evaluation.metrics import pass_score, ssim
-from icub_guard.evaluation.security import rises
+from icub_guard.evaluation.security import ADAPTIVE_ATTACKER, ATTACKERS, CLASSIFIERS
 
 TINY = dict(n_train=10, n_val=6, n_test=1, d_max=(0.0, 600.0, 3000.0), steps=6, input_size=64, device="cpu")
 
@@ -22,17 +24,55 @@ def result():
 
 def test_curves_cover_every_classifier_and_start_at_clean_accuracy(result):
     for mode in ("generic", "specific"):
-        assert set(result.accuracy[mode]) == {"svm", "svm-rbf", "svm-adv", "svm-adv+5%", "svm-adv+5% (adaptive)"}
-        for name, accs in result.accuracy[mode].items():
+        assert [c.key for c in result.curves_of(mode)] == [
+            CurveKey("svm", mode), CurveKey("svm-rbf", mode), CurveKey("svm-adv", mode), CurveKey("svm-adv+5%", mode),
+            CurveKey("svm-adv+5%", mode, adaptive=True)]
+        assert list(result.accuracy[mode]) == list(CLASSIFIERS)  # results.json's table, by label
+        for c in result.curves_of(mode):
+            accs = c.accuracy
             assert len(accs) == 3 and all(0 <= a <= 1 for a in accs)
-            assert accs[0] == pytest.approx(result.test_accuracy[name.removesuffix(" (adaptive)")])
-            assert not rises(accs, 7), (mode, name, accs)  # one rule at every d_max: nothing rises
+            assert accs[0] == pytest.approx(result.test_accuracy[c.key.classifier])
+            assert not rises(accs, 7), (c.key, accs)  # one rule at every d_max: nothing rises
+            assert (c.target_success is not None) == (mode == "specific")
     # the undefended classifiers fall under attack; the rejected-counts-as-correct rule applies
-    assert result.accuracy["generic"]["svm-rbf"][-1] < result.accuracy["generic"]["svm-rbf"][0]
+    rbf_generic = result.curve("svm-rbf", "generic").accuracy
+    assert rbf_generic[-1] < rbf_generic[0]
     for mode in ("generic", "specific"):
-        adv = np.array(result.accuracy[mode]["svm-adv"][1:])
-        rbf = np.array(result.accuracy[mode]["svm-rbf"][1:])
+        adv = np.array(result.curve("svm-adv", mode).accuracy[1:])
+        rbf = np.array(result.curve("svm-rbf", mode).accuracy[1:])
         assert (adv >= rbf).all()  # same adversarial points; rejections can only help
+
+
+def test_curve_records_never_mislabel_the_adaptive_attacker(result, tmp_path):
+    """Only the reject-aware attacker's curve is "(adaptive)", and every report writes each curve under its own
+    label: a blind and an adaptive curve of the same classifier with different values stay apart."""
+    assert ADAPTIVE_ATTACKER.aware and ADAPTIVE_ATTACKER.curve_keys("generic") == [
+        CurveKey("svm-adv+5%", "generic", adaptive=True)]
+    assert not any(k.adaptive for a in ATTACKERS for m in ("generic", "specific") for k in a.curve_keys(m))
+    blind, aware = CurveKey("svm-adv+5%", "generic"), CurveKey("svm-adv+5%", "generic", adaptive=True)
+    assert blind != aware and (blind.label, aware.label) == ("svm-adv+5%", "svm-adv+5% (adaptive)")
+    aware_s = CurveKey("svm-adv+5%", "specific", adaptive=True)
+    fake = dataclasses.replace(result, d_max=[0.0, 500.0], pass_mean={}, curves=[
+        CurveRecord(blind, [1.0, 0.75], [0.0, 0.25], [0.0, 400.0]),
+        CurveRecord(aware, [1.0, 0.25], [0.0, 0.5], [0.0, 450.0]),
+        CurveRecord(aware_s, [1.0, 0.5], [0.0, 0.0], [0.0, 420.0], target_success=[0.0, 0.5])])
+    assert fake.curve("svm-adv+5%", "generic", adaptive=True).accuracy == [1.0, 0.25]
+    write_report(fake, tmp_path)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["accuracy"] == {"generic": {"svm-adv+5%": [1.0, 0.75], "svm-adv+5% (adaptive)": [1.0, 0.25]},
+                                "specific": {"svm-adv+5% (adaptive)": [1.0, 0.5]}}
+    assert data["rejected"]["generic"] == {"svm-adv+5%": [0.0, 0.25], "svm-adv+5% (adaptive)": [0.0, 0.5]}
+    assert data["target_success"] == {"svm-adv+5% (adaptive)": [0.0, 0.5]}
+    rows = [(r["mode"], r["classifier"], float(r["d_max"]), float(r["accuracy"]), r["target_success"])
+            for r in csv.DictReader(open(tmp_path / "results.csv"))]
+    assert rows == [("generic", "svm-adv+5%", 0.0, 1.0, ""), ("generic", "svm-adv+5%", 500.0, 0.75, ""),
+                    ("generic", "svm-adv+5% (adaptive)", 0.0, 1.0, ""),
+                    ("generic", "svm-adv+5% (adaptive)", 500.0, 0.25, ""),
+                    ("specific", "svm-adv+5% (adaptive)", 0.0, 1.0, "0.0"),
+                    ("specific", "svm-adv+5% (adaptive)", 500.0, 0.5, "0.5")]
+    md = (tmp_path / "report.md").read_text()
+    assert "| svm-adv+5% | 1.00 | 0.75 |" in md and "| svm-adv+5% (adaptive) | 1.00 | 0.25 |" in md
+    assert "- svm-adv+5% (adaptive): 0.00 0.50" in md
 
 
 def test_sanity_checks_pass_and_analysis(result):
@@ -55,8 +95,8 @@ def test_judged_images_are_within_d_max(tmp_path):
     """The crops that are judged and reported are whole pixel values inside the l2 ball."""
     from icub_guard.attacks import PaperAttack
     from icub_guard.core import GuardModel, make_classifier
-    from icub_guard.core.datasets import simworld
     from icub_guard.core.features import BackboneSpec, FeatureExtractor
+    from icub_guard.sim.datasets import simworld
 
     fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), "cpu")
     tr = simworld("7", "train", 4)
@@ -102,6 +142,7 @@ def test_cli_evaluate_writes_a_report(tmp_path, capsys):
     assert "sanity checks" in out and "accuracy vs d_max" in out and "more attack steps do not raise accuracy" in out
     md = (tmp_path / "report.md").read_text()
     assert "Algorithm 1 in l2, 3 steps per d_max" in md
+    assert "(adaptive)" not in md  # --no-adaptive: no curve is labelled adaptive
 
 
 def test_the_fast_curve_reports_its_attack(result):

@@ -10,7 +10,7 @@ from .cw import CarliniWagner
 from .deepfool import DeepFool
 from .fgsm import FGSM
 from .fgv import FGV
-from .fmn import FastMinimumNorm, min_norm_curve, min_norm_images
+from .fmn import FastMinimumNorm
 from .fooling import FoolingImages
 from .hotcold import HotCold
 from .negative import NegativeImage
@@ -37,5 +37,5 @@ __all__ = [
     "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "PRECISIONS", "Attack", "AttackInterrupted", "AttackResult",
     "CarliniWagner", "DeepFool", "FastMinimumNorm", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage",
     "OrthogonalPGD", "PaperAttack", "UniversalPerturbation", "accept_margins", "all_norms", "fast_precision",
-    "lp_norm", "make_attack", "min_norm_curve", "min_norm_images", "project", "rect_mask", "resolve_precision",
+    "lp_norm", "make_attack", "project", "rect_mask", "resolve_precision",
 ]

@@ -44,12 +44,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ..attacks import Attack, OrthogonalPGD, PaperAttack, resolve_precision
-from ..core.datasets import load_dataset
+from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
 from ..core.svm import make_classifier, select_hyperparameters
 from ..defences import DefencePipeline, OpenSetEVT, make_defence
 from ..defences.online import check_specs
+from ..sim.datasets import load_dataset
 from .security import ACCURACY_RULE
 
 log = logging.getLogger(__name__)
@@ -120,13 +121,9 @@ class DefenceEvalResult:
         return asdict(self)
 
 
-def _fooled(labels: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Accepted with a wrong label (−1: rejected): the one way a sample counts as an error (ACCURACY_RULE)."""
-    return (labels >= 0) & (labels != y)
-
-
 def _accuracy(labels: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(~_fooled(labels, y)))
+    """The share not fooled (`rules.fooled`, ACCURACY_RULE)."""
+    return float(np.mean(~rules.fooled(labels, y)))
 
 
 def _adaptive_step(before: np.ndarray, cold: np.ndarray, warm: np.ndarray, unaware: np.ndarray,
@@ -136,9 +133,9 @@ def _adaptive_step(before: np.ndarray, cold: np.ndarray, warm: np.ndarray, unawa
     Reported per crop: the first that fools the defence of the two starts, the unaware attack's crop
     (the attacker has it too), and the crop reported at the smaller d_max (inside this budget too).
     """
-    both = np.where(_fooled(warm, y), warm, cold)
-    best = np.where(_fooled(unaware, y) & ~_fooled(both, y), unaware, both)
-    return both, np.where(_fooled(before, y) & ~_fooled(best, y), before, best)
+    both = np.where(rules.fooled(warm, y), warm, cold)
+    best = np.where(rules.fooled(unaware, y) & ~rules.fooled(both, y), unaware, both)
+    return both, np.where(rules.fooled(before, y) & ~rules.fooled(best, y), before, best)
 
 
 def _adaptive_attack(pipe: DefencePipeline, eot: int, steps: int, norm: str, precision: str,
@@ -197,9 +194,9 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
     undefended_pipe = DefencePipeline(base, [])
     base_labels = [undefended_pipe.labels(im) for im in attacked]
     undefended = {"accuracy": [_accuracy(lab, y) for lab in base_labels],
-                  "rejected": [float(np.mean(lab < 0)) for lab in base_labels]}
+                  "rejected": [float(np.mean(lab == rules.REJECTED)) for lab in base_labels]}
     ti = d_grid.index(float(cfg.table_d_max))
-    fooled = _fooled(base_labels[ti], y)
+    fooled = rules.fooled(base_labels[ti], y)
     timing["non_adaptive_s"] = time.perf_counter() - t
 
     results, sanity = [], []
@@ -231,20 +228,20 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
             two_starts.append(both)
             adaptive.append(best)
         r = DefenceResult(
-            spec, _accuracy(clean, y), float(np.mean(clean < 0)),
+            spec, _accuracy(clean, y), float(np.mean(clean == rules.REJECTED)),
             {"non_adaptive": [_accuracy(lab, y) for lab in non_adaptive],
              "adaptive": [_accuracy(lab, y) for lab in adaptive],
              "adaptive_cold_start": [_accuracy(lab, y) for lab in cold]},
-            {"non_adaptive": [float(np.mean(lab < 0)) for lab in non_adaptive],
-             "adaptive": [float(np.mean(lab < 0)) for lab in adaptive]},
+            {"non_adaptive": [float(np.mean(lab == rules.REJECTED)) for lab in non_adaptive],
+             "adaptive": [float(np.mean(lab == rules.REJECTED)) for lab in adaptive]},
             float(np.mean(non_adaptive[ti][fooled] == y[fooled])) if fooled.any() else float("nan"),
-            float(np.mean(non_adaptive[ti][fooled] < 0)) if fooled.any() else float("nan"),
+            float(np.mean(non_adaptive[ti][fooled] == rules.REJECTED)) if fooled.any() else float("nan"),
             notes=list(pipe.notes))
         if pipe.detectors and all(d.fitted for d in pipe.detectors):
             r.roc_auc = _roc_auc(pipe, x, attacked[ti])
         if pipe.smoothing is not None:
             r.certified = _certified(pipe, x, y, cfg.radii)
-        sanity += _checks(cfg, spec, pipe, r, x, y, y_t, d_grid, nonzero, attacked, precision,
+        sanity += _checks(_Attacked(cfg, precision, x, y, y_t, d_grid, attacked), spec, pipe, r,
                           [_accuracy(lab, y) for lab in two_starts])
         r.seconds = time.perf_counter() - t
         results.append(r)
@@ -269,8 +266,28 @@ def _certified(pipe: DefencePipeline, x: torch.Tensor, y: np.ndarray, radii) -> 
             for r in radii]
 
 
-def _checks(cfg, spec, pipe, r: DefenceResult, x, y, y_t, d_grid, nonzero, attacked, precision,
+@dataclass(frozen=True)
+class _Attacked:
+    """What every defence is checked on: the test crops and the non-adaptive attack's crops of them."""
+
+    cfg: DefenceEvalConfig
+    precision: str  # of the attacks' gradient passes
+    x: torch.Tensor  # the test crops
+    y: np.ndarray  # their class indices
+    y_t: torch.Tensor  # the same, on the device
+    d_grid: list[float]
+    attacked: list[torch.Tensor]  # the non-adaptive attack's crops per d_max (clean at 0)
+
+    @property
+    def nonzero(self) -> list[float]:
+        return [d for d in self.d_grid if d > 0]
+
+
+def _checks(case: _Attacked, spec: str, pipe: DefencePipeline, r: DefenceResult,
             two_starts: list[float]) -> list[dict]:
+    """The sanity checks of one defence; `two_starts`: the adaptive attack's accuracy per d_max, better start."""
+    cfg, x, y, y_t, d_grid, attacked = case.cfg, case.x, case.y, case.y_t, case.d_grid, case.attacked
+    nonzero, precision = case.nonzero, case.precision
     out = []
     one = 1.0 / len(y) + 1e-12
     worse = [f"{d:g}" for d, a, n in zip(d_grid, r.accuracy["adaptive_cold_start"], r.accuracy["non_adaptive"],
@@ -287,7 +304,7 @@ def _checks(cfg, spec, pipe, r: DefenceResult, x, y, y_t, d_grid, nonzero, attac
         more = _adaptive_attack(pipe, 2 * cfg.eot, 2 * cfg.steps, cfg.norm, precision, eps=top)
         cold = pipe.labels(torch.from_numpy(more(x, y_t).images()).to(x.device, x.dtype))
         warm = pipe.labels(torch.from_numpy(more(x, y_t, x_init=attacked[i]).images()).to(x.device, x.dtype))
-        a_more = _accuracy(np.where(_fooled(warm, y), warm, cold), y)
+        a_more = _accuracy(np.where(rules.fooled(warm, y), warm, cold), y)
         a_base = two_starts[i]
         out.append({"check": f"{spec}: more EOT draws and steps do not raise the adaptive attack's accuracy",
                     "passed": a_more <= a_base + one,

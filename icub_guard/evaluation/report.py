@@ -17,9 +17,11 @@ from .defences import DefenceEvalResult
 from .security import ACCURACY_RULE, EvalResult
 from .teaching import TeachingEvalResult
 
-STYLE = {"svm": ("tab:blue", "o", "SVM"), "svm-rbf": ("tab:orange", "s", "SVM-RBF"),
-         "svm-adv": ("tab:green", "^", "SVM-adv"), "svm-adv+5%": ("tab:red", "v", "SVM-adv (+5% FRR)"),
-         "svm-adv+5% (adaptive)": ("tab:purple", "x", "SVM-adv (+5% FRR), adaptive attack")}
+#: (classifier, adaptive attacker) → colour, marker, legend
+STYLE = {("svm", False): ("tab:blue", "o", "SVM"), ("svm-rbf", False): ("tab:orange", "s", "SVM-RBF"),
+         ("svm-adv", False): ("tab:green", "^", "SVM-adv"),
+         ("svm-adv+5%", False): ("tab:red", "v", "SVM-adv (+5% FRR)"),
+         ("svm-adv+5%", True): ("tab:purple", "x", "SVM-adv (+5% FRR), adaptive attack")}
 
 
 def _save(fig, out: Path, stem: str) -> list[str]:
@@ -35,10 +37,10 @@ def plot_security(res: EvalResult, out: Path) -> list[str]:
     """Fig. 6 style: accuracy vs d_max, error-generic and error-specific side by side."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, mode in zip(axes, ("generic", "specific"), strict=True):
-        for name, accs in res.accuracy[mode].items():
-            color, marker, label = STYLE.get(name, ("k", ".", name))
-            ax.plot(res.d_max, accs, marker=marker, color=color, label=label,
-                    linestyle="--" if "adaptive" in name else "-")
+        for c in res.curves_of(mode):
+            color, marker, label = STYLE.get((c.key.classifier, c.key.adaptive), ("k", ".", c.key.label))
+            ax.plot(res.d_max, c.accuracy, marker=marker, color=color, label=label,
+                    linestyle="--" if c.key.adaptive else "-")
         ax.set_title(f"error-{mode} attack")
         ax.set_xlabel(f"d_max ({res.config['norm']}, pixel units 0..255)")
         ax.set_ylim(-0.02, 1.02)
@@ -92,12 +94,11 @@ def write_report(res: EvalResult, out_dir: str | os.PathLike) -> dict[str, str]:
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["mode", "classifier", "d_max", "accuracy", "rejected", "mean_l2", "target_success"])
-        for mode, per in res.accuracy.items():
-            for name, accs in per.items():
-                for i, d in enumerate(res.d_max):
-                    ts = res.target_success.get(name, [None] * len(res.d_max))[i] if mode == "specific" else None
-                    w.writerow([mode, name, d, accs[i], res.rejected[mode][name][i], res.mean_l2[mode][name][i],
-                                "" if ts is None else ts])
+        for c in res.curves:
+            for i, d in enumerate(res.d_max):
+                ts = None if c.target_success is None else c.target_success[i]
+                w.writerow([c.key.mode, c.key.label, d, c.accuracy[i], c.rejected[i], c.mean_l2[i],
+                            "" if ts is None else ts])
     (out / "report.md").write_text(markdown(res))
     files.update(json="results.json", csv="results.csv", config="config.json", report="report.md")
     return files
@@ -131,13 +132,14 @@ def markdown(res: EvalResult) -> str:
     for mode in ("generic", "specific"):
         lines += [f"### error-{mode}", "", "| classifier | " + " | ".join(f"{d:g}" for d in res.d_max) + " |",
                   "|---|" + "---|" * len(res.d_max)]
-        for name, accs in res.accuracy[mode].items():
-            lines.append(f"| {name} | " + " | ".join(f"{a:.2f}" for a in accs) + " |")
+        for c in res.curves_of(mode):
+            lines.append(f"| {c.key.label} | " + " | ".join(f"{a:.2f}" for a in c.accuracy) + " |")
         lines.append("")
-    if res.target_success:
+    targeted = [c for c in res.curves if c.target_success is not None]
+    if targeted:
         lines += ["Error-specific: fraction of samples classified as their target", "",
                   "| classifier | " + " | ".join(f"{d:g}" for d in res.d_max) + " |", "|---|" + "---|" * len(res.d_max)]
-        lines += [f"| {k} | " + " | ".join(f"{a:.2f}" for a in v) + " |" for k, v in res.target_success.items()]
+        lines += [f"| {c.key.label} | " + " | ".join(f"{a:.2f}" for a in c.target_success) + " |" for c in targeted]
         lines.append("")
     if res.pass_mean:
         lines += ["PASS (aligned SSIM) of the error-generic SVM-RBF adversarial crops: " +
@@ -153,7 +155,7 @@ def markdown(res: EvalResult) -> str:
     lines += [f"- {line}" for line in sanity_lines(res)]
     lines += ["", "## Clean test accuracy (same rule)", ""] + [f"- {k}: {v:.3f}" for k, v in res.test_accuracy.items()]
     lines += ["", "## Rejected (error-generic), per d_max", ""] + [
-        f"- {k}: " + " ".join(f"{v:.2f}" for v in r) for k, r in res.rejected["generic"].items()]
+        f"- {c.key.label}: " + " ".join(f"{v:.2f}" for v in c.rejected) for c in res.curves_of("generic")]
     return "\n".join(lines) + "\n"
 
 

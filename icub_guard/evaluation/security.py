@@ -8,7 +8,7 @@ Procedure (Melis et al., Sect. 4):
 2. Attack the test crops, error-generic and error-specific (targets cycle over
    the other classes, so results average over targets), over a d_max grid. By
    default (`attack="auto"`, l2) one fast minimum-norm attack per attacker gives
-   the crops of every d_max at once (`curve_images`, `min_norm_images`), with
+   the crops of every d_max at once (`curves.curve_images`, `curves.min_norm_images`), with
    Algorithm 1 as the fallback where it stopped short (and a few Algorithm 1 steps from each
    published crop that other classifiers judge, so it goes as deep as a sweep would); `attack="algorithm1"` is the
    paper's procedure: Algorithm 1 per d_max, each warm-started from the previous
@@ -23,12 +23,14 @@ Procedure (Melis et al., Sect. 4):
    often each classifier rejects, clean data included, so the price is visible.
    Attacked crops are judged as a camera would publish them: whole pixel values
    still within d_max (`AttackResult.images`).
+
+Results are `CurveRecord`s keyed by `CurveKey` (judging classifier, mode, adaptive attacker or not);
+`EvalResult.to_json` writes them as the nested {mode: {name: per d_max}} tables of results.json.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -37,20 +39,30 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..attacks import FastMinimumNorm, PaperAttack, min_norm_images, resolve_precision
-from ..attacks.fmn import grid_stop
-from ..core.datasets import load_dataset
+from ..attacks import FastMinimumNorm, PaperAttack, resolve_precision
+from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
 from ..core.svm import make_classifier, select_hyperparameters
-from ..core.validation import UNKNOWN
+from ..sim.datasets import load_dataset
+from .curves import (
+    FMN_PATIENCE,
+    CurveKey,
+    CurveProblem,
+    CurveRecord,
+    CurveSettings,
+    FeatureMemo,
+    MinNormRun,
+    curve_images,
+    failed_judge,
+    grid_stop,
+    rises,
+)
 from .metrics import feature_shift, pass_score, random_direction_like
 
 log = logging.getLogger(__name__)
 
-CLASSIFIERS = ("svm", "svm-rbf", "svm-adv", "svm-adv+5%", "svm-adv+5% (adaptive)")
 ATTACK_MODES = ("auto", "fmn", "algorithm1")
-FMN_PATIENCE = 6
 
 
 @dataclass
@@ -102,15 +114,17 @@ class EvalConfig:
             return "fmn" if self.norm == "l2" else "algorithm1"
         return self.attack
 
+    def curve_settings(self, precision: str) -> CurveSettings:
+        """How `curves.curve_images` draws this evaluation's curves, with the gradient passes in `precision`."""
+        return CurveSettings(self.curve_attack, self.norm, self.steps, self.fmn_steps, self.fallback_steps,
+                             self.polish_steps, precision)
+
 
 @dataclass
 class EvalResult:
     config: dict
     d_max: list[float]
-    accuracy: dict[str, dict[str, list[float]]]  # mode → classifier → per d_max
-    target_success: dict[str, list[float]]  # classifier attacked → per d_max (error-specific)
-    rejected: dict[str, dict[str, list[float]]]
-    mean_l2: dict[str, dict[str, list[float]]]
+    curves: list[CurveRecord]  # generic then specific, each in the reports' row order
     pass_mean: dict[str, list[float]]
     test_accuracy: dict[str, float]
     hyperparameters: dict[str, dict]
@@ -120,10 +134,44 @@ class EvalResult:
     examples: dict = field(default_factory=dict)  # arrays for the Fig. 7 figure (not serialised)
     attack: dict = field(default_factory=dict)  # which attack drew the curves, and what it cost per run
 
+    def curves_of(self, mode: str) -> list[CurveRecord]:
+        return [c for c in self.curves if c.key.mode == mode]
+
+    def curve(self, classifier: str, mode: str, adaptive: bool = False) -> CurveRecord:
+        key = CurveKey(classifier, mode, adaptive)
+        return next(c for c in self.curves if c.key == key)
+
+    def _table(self, column: str) -> dict[str, dict[str, list[float]]]:
+        out: dict[str, dict[str, list[float]]] = {"generic": {}, "specific": {}}
+        for c in self.curves:
+            out.setdefault(c.key.mode, {})[c.key.label] = getattr(c, column)
+        return out
+
+    # results.json's tables: mode → curve label ("svm-adv+5% (adaptive)" for the reject-aware attacker) → per d_max
+    @property
+    def accuracy(self) -> dict[str, dict[str, list[float]]]:
+        return self._table("accuracy")
+
+    @property
+    def rejected(self) -> dict[str, dict[str, list[float]]]:
+        return self._table("rejected")
+
+    @property
+    def mean_l2(self) -> dict[str, dict[str, list[float]]]:
+        return self._table("mean_l2")
+
+    @property
+    def target_success(self) -> dict[str, list[float]]:
+        """Error-specific: curve label → fraction classified as their target, per d_max."""
+        return {c.key.label: c.target_success for c in self.curves if c.target_success is not None}
+
     def to_json(self) -> dict:
-        d = asdict(self)
-        d.pop("examples")
-        return d
+        """results.json: the curves as nested tables, every other field as it is (not the examples)."""
+        return copy.deepcopy({"config": self.config, "d_max": self.d_max, "accuracy": self.accuracy,
+                "target_success": self.target_success, "rejected": self.rejected, "mean_l2": self.mean_l2,
+                "pass_mean": self.pass_mean, "test_accuracy": self.test_accuracy,
+                "hyperparameters": self.hyperparameters, "analysis": self.analysis, "sanity": self.sanity,
+                "timing": self.timing, "attack": self.attack})
 
 
 ACCURACY_RULE = ("a sample counts as correct unless it is accepted with a wrong label: a rejection is not an error, "
@@ -131,35 +179,51 @@ ACCURACY_RULE = ("a sample counts as correct unless it is accepted with a wrong 
 
 
 def _accuracy(labels: np.ndarray, y: np.ndarray) -> float:
-    """The evaluation's one rule (ACCURACY_RULE): not accepted with a wrong label."""
-    return float(np.mean((labels == y) | (labels == UNKNOWN)))
+    """The evaluation's one rule (ACCURACY_RULE): not accepted with a wrong label (`rules.fooled`; class
+    indices, `rules.REJECTED` where rejected, as the defences' evaluation scores them)."""
+    return float(np.mean(~rules.fooled(labels, y)))
 
 
-class FeatureMemo:
-    """`extract` with each distinct crop's features computed once.
+@dataclass(frozen=True)
+class _Attacker:
+    """One attacker of the curves: the classifier whose scores it attacks, reject-aware (adaptive) or not, and the
+    classifiers that judge its crops — one curve each."""
 
-    The evaluation judges the same crops many times: the attack's own success test, then every
-    classifier at every d_max, where a crop broken at a small budget is published unchanged at the
-    larger ones. Keyed by the crop's bytes, so a changed pixel is a new crop.
-    """
+    classifier: str
+    aware: bool
+    judges: tuple[str, ...]
 
-    def __init__(self, extractor):
-        self.extractor = extractor
-        self._memo: dict[bytes, np.ndarray] = {}
+    def key(self, mode: str) -> CurveKey:
+        return CurveKey(self.classifier, mode, self.aware)
 
-    def extract(self, images: np.ndarray) -> np.ndarray:
-        arr = np.asarray(images)
-        keys = [hashlib.blake2b(im.tobytes(), digest_size=16).digest() for im in arr]
-        new = list({k: i for i, k in enumerate(keys) if k not in self._memo}.items())
-        if new:
-            feats = self.extractor.extract(arr[[i for _, i in new]])
-            self._memo.update((k, f) for (k, _), f in zip(new, feats, strict=True))
-        return np.stack([self._memo[k] for k in keys])
+    def curve_keys(self, mode: str) -> list[CurveKey]:
+        return [CurveKey(name, mode, self.aware) for name in self.judges]
+
+    @property
+    def deep(self) -> bool:
+        """Other classifiers than the attacked one judge its crops."""
+        return self.judges != (self.classifier,)
 
 
-def rises(curve, n_samples: int) -> list[int]:
-    """Indices i where curve[i+1] exceeds curve[i] by more than one sample's worth (d_max 0 included)."""
-    return [i for i, (a, b) in enumerate(itertools.pairwise(curve)) if b > a + 1.0 / n_samples + 1e-12]
+#: the linear SVM through its own scores; the RBF family through SVM-RBF's (the reject-blind attacker, as in the
+#: paper); SVM-adv +5% also by the reject-aware (adaptive) attacker, with `EvalConfig.adaptive`
+ATTACKERS = (_Attacker("svm", False, ("svm",)), _Attacker("svm-rbf", False, ("svm-rbf", "svm-adv", "svm-adv+5%")))
+ADAPTIVE_ATTACKER = _Attacker("svm-adv+5%", True, ("svm-adv+5%",))
+#: every curve's label, in the reports' row order
+CLASSIFIERS = tuple(k.label for a in (*ATTACKERS, ADAPTIVE_ATTACKER) for k in a.curve_keys("generic"))
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """What every curve attacks and how it is judged: the attacks' and the sanity checks' common context."""
+
+    cfg: EvalConfig
+    precision: str  # of the attacks' gradient passes
+    x: torch.Tensor  # the test crops
+    y: torch.Tensor  # their class indices
+    y_true: np.ndarray  # their class indices, as numpy (what a judge's `predict_indices` is compared with)
+    d_grid: list[float]
+    judge: FeatureMemo
 
 
 def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> EvalResult:
@@ -195,7 +259,6 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     adv5.calibrate(F_val, val.labels, cfg.target_false_reject)
     timing["training_s"] = time.perf_counter() - t
     clfs = {"svm": svm, "svm-rbf": rbf, "svm-adv": adv, "svm-adv+5%": adv5}
-    test_acc = {k: _accuracy(c.predict(F_te), test_all.labels) for k, c in clfs.items()}
 
     classes = list(rbf.classes_)
     # Every test sample is attacked (as in the paper); a clean error stays an error at every d_max.
@@ -203,48 +266,45 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     y_idx = torch.tensor([classes.index(v) for v in test_all.labels], device=x.device)
     k = len(classes)
     targets = (y_idx + 1 + torch.arange(len(y_idx), device=x.device) % (k - 1)) % k
-    y_true = test_all.labels
+    y_true = y_idx.cpu().numpy()
+    test_acc = {k: _accuracy(c.predict_indices(F_te), y_true) for k, c in clfs.items()}
 
     models = {"svm": GuardModel.from_classifier(extractor, svm),
               "svm-rbf": GuardModel.from_classifier(extractor, rbf),
               "svm-adv+5%": GuardModel.from_classifier(extractor, adv5)}
-    runs = [("svm", "svm", False), ("svm-rbf", "svm-rbf", False)]
-    if cfg.adaptive:
-        runs.append(("svm-adv+5% (adaptive)", "svm-adv+5%", True))
+    attackers = [*ATTACKERS, ADAPTIVE_ATTACKER] if cfg.adaptive else list(ATTACKERS)
     d_grid = [float(v) for v in cfg.d_max]
-    acc: dict[str, dict[str, list[float]]] = {"generic": {}, "specific": {}}
-    rej: dict[str, dict[str, list[float]]] = {"generic": {}, "specific": {}}
-    l2: dict[str, dict[str, list[float]]] = {"generic": {}, "specific": {}}
-    tsucc: dict[str, list[float]] = {}
+    setting = _Setting(cfg, precision, x, y_idx, y_true, d_grid, judge)
+    how = cfg.curve_settings(precision)
+    curves: list[CurveRecord] = []
     pass_mean: dict[str, list[float]] = {}
-    adv_images: dict[tuple[str, str], list[np.ndarray]] = {}
+    adv_images: dict[CurveKey, list[np.ndarray]] = {}
     t = time.perf_counter()
-    target_names = np.array([classes[i] for i in targets.cpu().numpy()], dtype=object)
-    primary = {"svm": svm, "svm-rbf": rbf, "svm-adv+5%": adv5}
-    curve_info: dict[tuple[str, str], dict] = {}
+    target_ids = targets.cpu().numpy()
+    curve_info: dict[CurveKey, MinNormRun | None] = {}
     for mode in ("generic", "specific"):
-        for run_name, model_key, aware in runs:
-            say(f"attacking {run_name} ({mode})")
-            imgs, curve_info[(run_name, mode)] = curve_images(
-                cfg, precision, models[model_key], x, y_idx, targets if mode == "specific" else None, aware, d_grid,
-                _failed(primary[model_key], judge, y_true, target_names if mode == "specific" else None),
-                deep=run_name == "svm-rbf",
+        specific = mode == "specific"
+        aims = target_ids if specific else None
+        for attacker in attackers:
+            run = attacker.key(mode)
+            say(f"attacking {run.label} ({mode})")
+            imgs, curve_info[run] = curve_images(how, CurveProblem(
+                models[attacker.classifier], x, y_idx, d_grid, failed_judge(clfs[attacker.classifier], judge, y_true,
+                                                                            aims),
+                target=targets if specific else None, aware=attacker.aware, deep=attacker.deep,
                 # SVM-adv +5% shares SVM-RBF's scores with the highest thresholds: what fools it fools every judge
-                strictest=_failed(adv5, judge, y_true, target_names if mode == "specific" else None))
-            adv_images[(run_name, mode)] = imgs
+                strictest=failed_judge(adv5, judge, y_true, aims)))
+            adv_images[run] = imgs
             feats = [judge.extract(im) for im in imgs]
-            judged_by = {"svm": ["svm"], "svm-rbf": ["svm-rbf", "svm-adv", "svm-adv+5%"],
-                         "svm-adv+5% (adaptive)": ["svm-adv+5%"]}[run_name]
-            for name in judged_by:
-                key = run_name if run_name.endswith("(adaptive)") else name
-                labels = [clfs[name].predict(f) for f in feats]
-                acc[mode][key] = [_accuracy(lab, y_true) for lab in labels]
-                rej[mode][key] = [float(np.mean(lab == UNKNOWN)) for lab in labels]
-                l2[mode][key] = [float(np.linalg.norm((im.astype(np.float32) - test_all.images).reshape(len(im), -1),
-                                                      axis=1).mean()) for im in imgs]
-                if mode == "specific":
-                    tsucc[key] = [float(np.mean(lab == target_names)) for lab in labels]
-            if mode == "generic" and run_name == "svm-rbf":
+            for key in attacker.curve_keys(mode):
+                labels = [clfs[key.classifier].predict_indices(f) for f in feats]
+                curves.append(CurveRecord(
+                    key, accuracy=[_accuracy(lab, y_true) for lab in labels],
+                    rejected=[float(np.mean(lab == rules.REJECTED)) for lab in labels],
+                    mean_l2=[float(np.linalg.norm((im.astype(np.float32) - test_all.images).reshape(len(im), -1),
+                                                  axis=1).mean()) for im in imgs],
+                    target_success=[float(np.mean(lab == target_ids)) for lab in labels] if specific else None))
+            if run == CurveKey("svm-rbf", "generic"):
                 pass_mean["svm-rbf"] = [float(np.mean([pass_score(a, b) for a, b in zip(test_all.images, im,
                                                                                          strict=True)]))
                                         for im in imgs]
@@ -252,65 +312,30 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
 
     t = time.perf_counter()
     say("sanity checks and Sect. 5 analysis")
-    rbf_run = curve_info[("svm-rbf", "generic")]
-    analysis = _feature_space_analysis(extractor, models["svm-rbf"], x, y_idx, cfg, rbf_run.pop("x_adv", None))
-    sanity = _sanity_checks(cfg, acc, tsucc, test_acc, models["svm-rbf"], x, y_idx, d_grid, clfs, y_true, judge,
-                            rbf_run.get("norms"), precision)
-    examples = _examples(models["svm-rbf"], x, y_idx, adv_images[("svm-rbf", "generic")], cfg)
+    rbf_run = curve_info[CurveKey("svm-rbf", "generic")]
+    analysis = _feature_space_analysis(extractor, models["svm-rbf"], x, y_idx, cfg,
+                                       None if rbf_run is None else rbf_run.x_adv)
+    sanity = _sanity_checks(setting, curves, test_acc, rbf, models["svm-rbf"],
+                            None if rbf_run is None else rbf_run.norms)
+    examples = _examples(models["svm-rbf"], x, y_idx, adv_images[CurveKey("svm-rbf", "generic")], cfg)
     timing["analysis_s"] = time.perf_counter() - t
     timing["total_s"] = time.perf_counter() - t_start
-    return EvalResult(asdict(cfg), d_grid, acc, tsucc, rej, l2, pass_mean, test_acc,
+    return EvalResult(asdict(cfg), d_grid, curves, pass_mean, test_acc,
                       {"svm": hp_lin, "svm-rbf": hp_rbf, "thresholds_+5%": adv5.thresholds_.tolist()},
                       analysis, sanity, timing, examples, _attack_summary(cfg, precision, curve_info))
 
 
-def _failed(clf, judge: FeatureMemo, y_true: np.ndarray, target_names: np.ndarray | None):
-    """Where the attack on `clf` has not succeeded: still correct (ACCURACY_RULE), or not the target."""
-
-    def failed(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        labels = clf.predict(judge.extract(images))
-        if target_names is not None:
-            return labels != target_names[idx]
-        return (labels == y_true[idx]) | (labels == UNKNOWN)
-
-    return failed
-
-
-def curve_images(cfg: EvalConfig, precision: str, model, x, y, target, aware: bool, d_grid: list[float], failed,
-                 deep: bool = True, strictest=None):
-    """The attacked crops at every d_max (d_max 0: the clean ones), by `cfg.curve_attack`.
-
-    `deep`: other classifiers than the attacked one judge these crops (the reject-blind attacker's);
-    `strictest`: the `failed` of the judge that counts fewest crops as fooled (polishing stops where it is).
-    """
-    if cfg.curve_attack == "fmn":
-        def algorithm1(steps):  # one budget, from the minimum-norm direction (or a published crop)
-            def run(xs, ys, ts, d, start):
-                attack = PaperAttack(model, eps=d, norm=cfg.norm, steps=steps, reject_aware=aware, precision=precision)
-                return attack(xs, ys, ts, x_init=start).images()
-
-            return run
-
-        return min_norm_images(model, x, y, d_grid, failed, target, steps=cfg.fmn_steps, patience=FMN_PATIENCE,
-                               reject_aware=aware, fallback=algorithm1(cfg.fallback_steps), precision=precision,
-                               deep=deep, polish=algorithm1(cfg.polish_steps) if deep else None,
-                               polish_needed=strictest)
-    clean = x.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-    nonzero = [d for d in d_grid if d > 0]
-    sweep = PaperAttack(model, eps=None, norm=cfg.norm, steps=cfg.steps, reject_aware=aware,
-                        precision=precision).sweep(x, y, nonzero, target)
-    return [clean] * (len(d_grid) - len(nonzero)) + [r.images() for r in sweep], {}
-
-
-def _attack_summary(cfg: EvalConfig, precision: str, curve_info: dict) -> dict:
+def _attack_summary(cfg: EvalConfig, precision: str, curve_info: dict[CurveKey, MinNormRun | None]) -> dict:
+    """results.json's "attack": how the curves were drawn and, per minimum-norm run (keyed "<attacker> (<mode>)",
+    e.g. "svm-adv+5% (adaptive) (generic)"), what it cost."""
     out: dict = {"curves": cfg.curve_attack, "precision": precision, "fallback_steps": cfg.fallback_steps,
                  "polish_steps": cfg.polish_steps, "runs": {}}
-    for (run, mode), info in curve_info.items():
-        if info:
-            norms = np.array(info["norms"])
-            out["runs"][f"{run} ({mode})"] = {
-                "gradient_evals": info["gradient_evals"], "fallback_runs": info["fallback_runs"],
-                "fallback_wins": info["fallback_wins"], "polish_wins": info["polish_wins"],
+    for run, info in curve_info.items():
+        if info is not None:
+            norms = np.array(info.norms)
+            out["runs"][f"{run.label} ({run.mode})"] = {
+                "gradient_evals": info.gradient_evals, "fallback_runs": info.fallback_runs,
+                "fallback_wins": info.fallback_wins, "polish_wins": info.polish_wins,
                 "median_min_norm": float(np.median(norms)) if np.isfinite(norms).any() else None}
     return out
 
@@ -343,27 +368,34 @@ def _feature_space_analysis(extractor, model, x, y, cfg: EvalConfig, adv: torch.
             "ratio_attack_over_noise": float(s_adv.mean() / max(s_noise.mean(), 1e-12))}
 
 
-def _sanity_checks(cfg, acc, tsucc, test_acc, rbf_model, x, y, d_grid, clfs, y_true, judge,
-                   norms=None, precision: str = "float32") -> list[dict]:
+def _sanity_checks(s: _Setting, curves: list[CurveRecord], test_acc: dict[str, float], rbf_clf, rbf_model,
+                   norms: list[float] | None = None) -> list[dict]:
+    """Checks that can fail, on the curves and on SVM-RBF (`rbf_clf`, `rbf_model`: its pixels → scores) again;
+    `norms`: the error-generic minimum-norm run's on SVM-RBF, when the curves were drawn that way."""
+    cfg, d_grid, x, y, y_true, precision = s.cfg, s.d_grid, s.x, s.y, s.y_true, s.precision
     checks = []
+    by_key = {c.key: c for c in curves}
 
     def add(name, passed, detail):
         checks.append({"check": name, "passed": bool(passed), "detail": detail})
 
     top = len(d_grid) - 1
     for name in ("svm", "svm-rbf"):
-        a = acc["generic"][name][top]
+        a = by_key[CurveKey(name, "generic")].accuracy[top]
         add(f"undefended {name}: accuracy → ~0 as d_max grows", a <= 0.1, f"accuracy {a:.3f} at d_max {d_grid[top]:g}")
-    for name, a in acc["generic"].items():
-        a0 = a[0]
-        add(f"{name}: clean accuracy at d_max=0 equals its test accuracy",
-            name.endswith("(adaptive)") or abs(a0 - test_acc[name]) < 1e-9,
-            f"{a0:.3f} vs {test_acc.get(name, a0):.3f}")
-    ts = tsucc.get("svm-rbf", [0.0])[-1]
+    for c in curves:
+        if c.key.mode != "generic":
+            continue
+        a0 = c.accuracy[0]  # the adaptive attacker's curve is exempt (its judge's own row is checked)
+        add(f"{c.key.label}: clean accuracy at d_max=0 equals its test accuracy",
+            c.key.adaptive or abs(a0 - test_acc[c.key.classifier]) < 1e-9,
+            f"{a0:.3f} vs {a0 if c.key.adaptive else test_acc[c.key.classifier]:.3f}")
+    rbf_specific = by_key.get(CurveKey("svm-rbf", "specific"))
+    ts = rbf_specific.target_success[-1] if rbf_specific is not None else 0.0
     add("error-specific attack reaches its target at large d_max (svm-rbf)", ts >= 0.5,
         f"target reached for {ts:.3f} of samples at d_max {d_grid[top]:g}")
     n = len(y_true)
-    rbf_failed = _failed(clfs["svm-rbf"], judge, y_true, None)
+    rbf_failed = failed_judge(rbf_clf, s.judge, y_true, None)
     if cfg.curve_attack == "fmn" and d_grid[top] > 0 and norms is not None:
         # the fast curve against the paper's attack at one d_max, on the same crops and gradients' precision
         # (bench/bench_evaluate.py compares every curve with Algorithm 1 in float32)
@@ -371,7 +403,7 @@ def _sanity_checks(cfg, acc, tsucc, test_acc, rbf_model, x, y, d_grid, clfs, y_t
         mid = positive[len(positive) // 2]
         alg1 = PaperAttack(rbf_model, eps=mid, norm=cfg.norm, steps=cfg.steps, precision=precision)(x, y)
         a_alg1 = float(np.mean(rbf_failed(alg1.images(), np.arange(n))))
-        a_fast = acc["generic"]["svm-rbf"][d_grid.index(mid)]
+        a_fast = by_key[CurveKey("svm-rbf", "generic")].accuracy[d_grid.index(mid)]
         add(f"minimum-norm curve is not above Algorithm 1 at d_max {mid:g} (svm-rbf)", a_fast <= a_alg1 + 1.0 / n,
             f"minimum-norm: {a_fast:.3f}, Algorithm 1 ({cfg.steps} steps, {precision}): {a_alg1:.3f}")
         # more steps must not help the defender: the minimum norms again with twice the steps, as curves
@@ -394,7 +426,8 @@ def _sanity_checks(cfg, acc, tsucc, test_acc, rbf_model, x, y, d_grid, clfs, y_t
         add("more attack steps do not raise accuracy (svm-rbf)", a_m <= a_b + 1.0 / n,
             f"{cfg.steps} steps: {a_b:.3f}, {2 * cfg.steps} steps: {a_m:.3f}")
     for mode in ("generic", "specific"):
-        for name, a in acc[mode].items():
+        for c in (c for c in curves if c.key.mode == mode):
+            a, name = c.accuracy, c.key.label
             up = rises(a, len(y_true))
             add(f"{name} (error-{mode}): accuracy does not rise with d_max (by more than one sample)", not up,
                 " ".join(f"{v:.2f}" for v in a) + (f"; rises after d_max {', '.join(f'{d_grid[i]:g}' for i in up)}"

@@ -1,7 +1,8 @@
 """The teacher page's HTTP and WebSocket server (aiohttp), in a thread of its own; no ROS in it.
 
 Security, because a robot's teacher page may sit on a lab network:
-* bound to 127.0.0.1 by default; there the Host header must name the loopback (no DNS rebinding);
+* bound to 127.0.0.1 by default; there the Host header must be a loopback IP literal (127.0.0.0/8,
+  [::1]) or exactly `localhost`, with the page's own port (no DNS rebinding: `127.evil.example` is refused);
 * with a token (required when bound elsewhere) every request and WebSocket must carry it: `?token=`
   once (it becomes a same-site, HttpOnly cookie), the cookie, or `Authorization: Bearer`;
 * a WebSocket from another origin (a web site open in the same browser) is refused;
@@ -121,8 +122,7 @@ class TeacherPage:
     def _host_ok(self, request: web.Request) -> bool:
         if not self.cfg.loopback:
             return True  # the token protects it
-        host = urlsplit(f"//{request.host}").hostname or ""
-        return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+        return loopback_host(request.host, self.port)
 
     def _token_ok(self, request: web.Request) -> tuple[bool, bool]:
         """(allowed, came in the query: set the cookie)."""
@@ -243,6 +243,68 @@ class TeacherPage:
             pass
 
 
+def loopback_host(host: str, port: int) -> bool:
+    """Whether a Host header names this machine's loopback page: an IP literal in 127.0.0.0/8, `[::1]` or
+    exactly `localhost`, with `port` (a name a DNS server answers, such as `127.0.0.1.evil.example`, is not)."""
+    try:
+        parts = urlsplit(f"//{host}")
+        name, given = parts.hostname, parts.port if parts.port is not None else 80
+    except ValueError:  # a port that is not a number, a broken bracket
+        return False
+    if not name or given != port or parts.username is not None or parts.password is not None:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        addr = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    bracketed = host.startswith("[")
+    return (addr.version == 6 and bracketed and addr == ipaddress.IPv6Address("::1")) or \
+        (addr.version == 4 and not bracketed and addr in ipaddress.IPv4Network("127.0.0.0/8"))
+
+
+class RequestLog:
+    """aiohttp's server logger for the page: a malformed request is counted (`bad_requests`) and logged in one
+    line at most once a second, never as a traceback per request; a handler's own error keeps its traceback
+    (also at most once a second)."""
+
+    def __init__(self, stats: Counter, period: float = 1.0, clock: Callable[[], float] | None = None):
+        import time
+
+        self.stats, self.period, self.clock = stats, period, clock or time.monotonic
+        self._last = -float("inf")
+
+    def _throttled(self) -> bool:
+        now = self.clock()
+        if now - self._last < self.period:
+            return True
+        self._last = now
+        return False
+
+    def exception(self, msg: str, *args, exc_info=None, **kw) -> None:
+        bad = msg.startswith("Error handling request")
+        self.stats["bad_requests" if bad else "server_errors"] += 1
+        if self._throttled():
+            return
+        if bad:
+            log.warning("teacher page: malformed request refused (%s); %d so far", exc_info or "?",
+                        self.stats["bad_requests"])
+        else:
+            log.error("teacher page: " + msg, *args, exc_info=exc_info)
+
+    def debug(self, msg: str, *args, exc_info=None, **kw) -> None:
+        if exc_info is not None and msg.startswith("Error handling request"):
+            self.exception(msg, *args, exc_info=exc_info)
+
+    def warning(self, msg: str, *args, **kw) -> None:
+        if not self._throttled():
+            log.warning("teacher page: " + msg, *args)
+
+    error = warning
+    info = warning
+
+
 class ServerThread:
     """Runs a `TeacherPage` in an event loop on its own thread; `start()` returns once the port is bound."""
 
@@ -258,7 +320,8 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout)
 
     async def _start(self) -> int:
-        self.runner = web.AppRunner(self.page.app, access_log=None, shutdown_timeout=1.0)
+        self.runner = web.AppRunner(self.page.app, access_log=None, shutdown_timeout=1.0,
+                                    logger=RequestLog(self.page.stats))
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.page.cfg.host, self.page.cfg.port)
         await site.start()

@@ -19,8 +19,8 @@ import torch
 
 from icub_guard.attacks import BIM, PaperAttack
 from icub_guard.core import GuardModel, make_classifier
-from icub_guard.core.datasets import simworld
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
+from icub_guard.sim.datasets import simworld
 
 
 def main() -> None:

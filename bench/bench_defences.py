@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from icub_guard.core import Recognizer, RecognizerConfig
-from icub_guard.core.datasets import simworld
 from icub_guard.defences.online import OnlineDefences
+from icub_guard.sim.datasets import simworld
 
 SPECS = ("noise", "blur", "shift", "noise,blur,shift", "multicrop", "resize_pad", "jpeg", "mahalanobis", "open_set",
          "kde", "bu", "kde,bu", "smoothing", "smoothing:n0=8:n=32:alpha=0.05")

@@ -31,8 +31,8 @@ import torch
 from std_msgs.msg import String
 
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
-from icub_guard.core.sim import TabletopSim, simworld_objects
 from icub_guard.ros.convert import rgb_to_image
+from icub_guard.sim.world import TabletopSim, simworld_objects
 
 from ros_harness import Harness, start_node, stop
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from icub_guard.core import Recognizer, RecognizerConfig
-from icub_guard.core.datasets import simworld
 from icub_guard.core.journal import LabelJournal
 from icub_guard.core.session import Feedback, SessionConfig, TeachingSession
+from icub_guard.sim.datasets import simworld
 
 from benchstats import stats
 

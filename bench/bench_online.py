@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from icub_guard.core import Recognizer, RecognizerConfig
-from icub_guard.core.datasets import simworld
 from icub_guard.core.svm import OneVsAllSVC
+from icub_guard.sim.datasets import simworld
 
 from benchstats import stats
 

@@ -17,9 +17,9 @@ import time
 import numpy as np
 
 from icub_guard.core import Recognizer, RecognizerConfig
-from icub_guard.core.datasets import simworld
 from icub_guard.core.screening import ScreeningConfig
 from icub_guard.core.session import Feedback, SessionConfig, TeachingSession
+from icub_guard.sim.datasets import simworld
 
 from benchstats import stats
 

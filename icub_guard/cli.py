@@ -5,6 +5,7 @@
   icub-guard train      fit a classifier on a dataset and save the model file
   icub-guard evaluate   the paper's security evaluation: accuracy vs d_max, plots, report
   icub-guard evaluate-teaching   teaching under lying teachers, with and without label screening
+  icub-guard defences   the guard's defences and their parameters (what --defences takes)
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .core import Recognizer, RecognizerConfig
-from .core.datasets import load_dataset
 from .core.errors import GuardError
 from .core.features import BACKBONES, FeatureExtractor, build_extractor
 from .core.svm import CLASSIFIERS
+from .sim.datasets import load_dataset
 from .topology import argument_choices
 
 log = logging.getLogger("icub_guard")
@@ -74,10 +75,11 @@ def cmd_teach(args) -> int:
 
 
 def cmd_demo_in_process(args) -> int:
-    from .core.datasets import simworld
-    from .core.session import make_teacher
-    from .core.teaching import teach_from_stream
+    from .core.guard import Guard, GuardConfig
     from .defaults import node_defaults
+    from .sim.datasets import simworld
+    from .sim.teachers import make_teacher
+    from .sim.teaching import teach_from_stream
 
     print("icub_guard demo: a robot that starts knowing nothing learns SimWorld objects from a teacher.")
     guard = node_defaults("guard.yaml")
@@ -90,7 +92,10 @@ def cmd_demo_in_process(args) -> int:
     teacher = make_teacher(args.teacher or teacher_cfg["mode"], teacher_cfg["correct_mistakes"],
                            teacher_cfg["flip_fraction"], args.seed)
     extractor = make_extractor(args)
-    rec = Recognizer(config_from(args, classifier="svm-adv"), extractor=extractor)
+    rec_cfg = config_from(args, classifier="svm-adv")
+    specs = guard["defences"] if args.defences is None else args.defences
+    g = Guard.build(GuardConfig(rec_cfg, defences=specs), extractor=extractor)
+    rec = g.rec
     n_obj = 7 if args.dataset == "simworld7" else 28
     bar = tqdm(total=args.rounds * n_obj * args.frames_per_object, desc="teaching", unit="frame",
                disable=args.quiet)
@@ -101,7 +106,7 @@ def cmd_demo_in_process(args) -> int:
                         corrected=s.corrections, classes=s.classes)
 
     t0 = time.perf_counter()
-    result = teach_from_stream(rec, args.dataset.removeprefix("simworld"), args.rounds, args.frames_per_object,
+    result = teach_from_stream(g, args.dataset.removeprefix("simworld"), args.rounds, args.frames_per_object,
                                args.seed, on_frame, teacher=teacher, rate=args.rate)
     bar.close()
     print(f"\n{'round':>5} {'frames':>6} {'accuracy':>8} {'rejected':>8} {'asked':>5} {'corrected':>9} "
@@ -111,14 +116,15 @@ def cmd_demo_in_process(args) -> int:
               f"{r['corrections']:>9} {r['classes']:>7} {r['latency_ms_p50']:>8.1f}")
     # A held-out check of what was learned, and of the reject option on noise images
     test = simworld(args.dataset.removeprefix("simworld"), "test", args.test_per_class, seed=args.seed)
-    decisions = rec.classify_features(rec.features(test.images))
+    decisions = g.decide(test.images)  # through the guard's defences, as the robot decides
     labels = np.array([d.label for d in decisions], dtype=object)
     accepted = np.array([d.accepted for d in decisions])
     rng = np.random.default_rng(args.seed)
     noise = np.clip(128 + 40 * rng.normal(size=(50, 64, 64, 3)), 0, 255).astype(np.uint8)
-    noise_rej = np.mean([not d.accepted for d in rec.classify_features(rec.features(noise))])
+    noise_rej = np.mean([not d.accepted for d in g.decide(noise)])
     summary = {
-        "backbone": extractor.spec.id, "device": str(extractor.device), "teaching": result,
+        "backbone": extractor.spec.id, "device": str(extractor.device), "defences": list(g.defences.specs),
+        "teaching": result,
         "held_out": {"samples": len(test), "accuracy": float(np.mean(labels == test.labels)),
                      "reject_rate": float(np.mean(~accepted)),
                      "accuracy_when_accepted": float(np.mean(labels[accepted] == test.labels[accepted]))
@@ -286,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=int, default=3)
     demo.add_argument("--frames-per-object", type=int, default=8)
     demo.add_argument("--test-per-class", type=int, default=20)
+    demo.add_argument("--defences", help="in-process: the guard's defences, comma-separated (default: "
+                      "config/guard.yaml's `defences`; `icub-guard defences` lists them)")
     demo.add_argument("--save", help="save the learned model here")
     demo.add_argument("--json", help="write the summary as JSON here")
     demo.set_defaults(func=cmd_demo)
@@ -305,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="model.npz")
     train.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="the paper's security evaluation (accuracy vs d_max)")
+    ev = sub.add_parser("evaluate", help="the paper's security evaluation (accuracy vs d_max)",
+                        epilog=defences_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_backbone_args(ev)
     ev.add_argument("--dataset", default="simworld7", help="simworld7 | simworld28 | PATH (root/<class>/<img>)")
     ev.add_argument("--n-train", type=int, default=50, help="training crops per class")
@@ -332,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="runs/evaluate")
     ev.set_defaults(func=cmd_evaluate)
 
+    sub.add_parser("defences", help="list the guard's defences and their parameters").set_defaults(func=cmd_defences)
+
     et = sub.add_parser("evaluate-teaching", help="teaching under a lying teacher, with and without label screening")
     add_backbone_args(et)
     et.set_defaults(func=cmd_evaluate_teaching)
@@ -344,6 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="flip fractions of the random liar (0: an honest teacher)")
     et.add_argument("--out", default="runs/evaluate-teaching")
     return parser
+
+
+def defences_text() -> str:
+    """The defences `--defences` takes, one per line with its parameters and their defaults."""
+    from .defences import catalogue
+
+    lines = ["defences (--defences LIST; name:key=value sets a parameter, a+b composes):"]
+    for name, doc, params in catalogue():
+        lines += [f"  {name:12s} {doc}", f"  {'':12s} parameters: {', '.join(params) or 'none'}"]
+    return "\n".join(lines)
+
+
+def cmd_defences(args) -> int:
+    print(defences_text())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,8 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 
 from icub_guard.core import Recognizer, RecognizerConfig
-from icub_guard.core.datasets import simworld
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
+from icub_guard.sim.datasets import simworld
 
 TEST_SPEC = BackboneSpec("alexnet", "random", seed=0, input_size=128)
 

@@ -18,7 +18,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
 from rclpy.node import Node
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
@@ -130,6 +130,12 @@ class Harness(Node):
 
     def set_bool(self, name: str, value: bool):
         return self.call(SetBool, name, SetBool.Request(data=value))
+
+    def describe_param(self, node: str, name: str):
+        """(the parameter's type now, its descriptor): what `ros2 param get` / `ros2 param describe` print."""
+        got = self.call(GetParameters, f"/{node}/get_parameters", GetParameters.Request(names=[name]))
+        desc = self.call(DescribeParameters, f"/{node}/describe_parameters", DescribeParameters.Request(names=[name]))
+        return got.values[0].type, desc.descriptors[0]
 
     def set_param(self, node: str, name: str, value) -> bool:
         if isinstance(value, bool):

@@ -296,7 +296,10 @@ def test_online_defences_review_the_guards_decisions_and_refit_after_learning(tr
 
     with pytest.raises(ValueError, match="unknown defence"):
         parse_specs("blur,nope")
-    assert parse_specs(" multicrop , ") == ["multicrop"] and parse_specs("") == []
+    assert parse_specs(" multicrop ") == ["multicrop"] and parse_specs("") == []
+    for bad in (",,,,", "multicrop,", "multicrop\x00,bogus", "multicrop\n"):  # empty items, control characters
+        with pytest.raises(ValueError):
+            parse_specs(bad)
     crops = data7["train"].images[::12]  # examples it was trained on: half of them lie past the median threshold
     online = OnlineDefences(["mahalanobis:false_reject=0.5"])
     feats = trained.features(crops)
@@ -401,7 +404,7 @@ def test_bu_scores_the_spread_of_the_classifiers_scores_under_dropout(guard):
 
 
 def test_adversarial_augmentation_learns_the_attacked_crop_under_the_same_label_and_decision(trained, data7):
-    from icub_guard.core.session import SessionConfig, TeachingSession
+    from icub_guard.core.guard import Guard, GuardConfig
     from icub_guard.defences.online import OnlineDefences
 
     for bad, why in (("adv_augment:attack=noise", "gradient attack"), ("adv_augment:norm=l0", "norm"),
@@ -416,14 +419,16 @@ def test_adversarial_augmentation_learns_the_attacked_crop_under_the_same_label_
     adv = online.augment.attacked(trained.guard_model(), crop[None], [trained.classes.index(label)])
     assert adv.dtype == np.uint8 and np.linalg.norm(adv[0].astype(float) - crop) <= 800 + 1e-6
     assert np.abs(adv[0].astype(int) - crop).max() > 0
-    session = TeachingSession(trained, SessionConfig.defaults())
-    step = session.observe(trained.features(crop[None]))
+    guard = Guard(trained, GuardConfig(trained.config, defences=["adv_augment:eps=800:steps=3"]))
+    step = guard.judge(crop)  # the guard keeps the crop with the decision: the label's augmentation needs it
     n = trained.n_examples
-    out = session.feedback(f'{{"decision_id": {step.decision_id}, "label": "{label}", "teacher": "ana"}}')
-    assert out.action == "learned"
-    session.learn_extra(online.augmented_features(trained, crop, label), label, "ana", step.decision_id,
-                        "adversarial")
-    assert trained.n_examples == n + 2
-    assert sorted(p.source for p in session.provenance.values() if p.decision == step.decision_id) == \
+    out = guard.feedback(f'{{"decision_id": {step.decision_id}, "label": "{label}", "teacher": "ana"}}')
+    assert out.action == "learned" and out.augmented and out.problem is None
+    assert trained.n_examples == n + 2 and guard.session.counts["augmented"] == 1
+    assert sorted(p.source for p in guard.session.provenance.values() if p.decision == step.decision_id) == \
         ["adversarial", "feedback"]
-    assert len(session.forget_decision(step.decision_id)) == 2 and trained.n_examples == n
+    assert len(guard.forget_decision(str(step.decision_id))) == 2 and trained.n_examples == n
+    plain = Guard(trained, GuardConfig(trained.config))  # without adv_augment a label teaches one example
+    step = plain.judge(crop)
+    assert not plain.feedback(f'{{"decision_id": {step.decision_id}, "label": "{label}"}}').augmented
+    assert trained.n_examples == n + 1

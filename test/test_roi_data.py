@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from icub_guard.core import InputError, RoiSelector, crop, propose_roi
-from icub_guard.core.datasets import image_folder, load_dataset, simworld
 from icub_guard.core.roi import clamp_roi
-from icub_guard.core.sim import TabletopSim, simworld_objects
+from icub_guard.sim.datasets import image_folder, load_dataset, simworld
+from icub_guard.sim.world import TabletopSim, simworld_objects
 
 
 def test_crop_clamps_and_resizes():

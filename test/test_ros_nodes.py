@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.srv import AddDiagnostics
+from rcl_interfaces.msg import ParameterType
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 
-from icub_guard.core.sim import TabletopSim, simworld_objects
 from icub_guard.ros.common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS
 from icub_guard.ros.convert import image_to_rgb, rgb_to_image
+from icub_guard.sim.world import TabletopSim, simworld_objects
 
 from ros_harness import Harness, start_node, stop
 
@@ -123,15 +125,21 @@ def test_confirm_learns_the_last_prediction(ros, guard, frames):
 def test_runtime_parameters_take_effect_and_bad_values_are_refused(ros, guard, frames):
     assert ros.set_param("guard_node", "threshold", 9.0)
     assert not ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)["accepted"]
-    assert ros.set_param("guard_node", "class_thresholds", json.dumps({"mug": -50.0}))
+    assert ros.set_param("guard_node", "class_thresholds", json.dumps({"mug": -10.0}))  # the lowest in range
     d = ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)
-    assert d["thresholds"]["mug"] == -50.0 and d["thresholds"]["duck"] == 9.0
+    assert d["thresholds"]["mug"] == -10.0 and d["thresholds"]["duck"] == 9.0
+    assert not ros.set_param("guard_node", "class_thresholds", json.dumps({"mug": -50.0}))  # out of range
     assert not ros.set_param("guard_node", "class_thresholds", "not json")
     assert not ros.set_param("guard_node", "threshold", 1e9)  # outside the declared range
     assert not ros.set_param("guard_node", "threshold", 20)  # an integer outside it too
     assert not ros.set_param("guard_node", "threshold", "high")
     assert ros.set_param("guard_node", "threshold", 1)  # `ros2 param set ... threshold 1` sends an integer
     assert ros.frame_and_decision(frames[0][3].image, frames[0][3].roi)["thresholds"]["duck"] == 1.0
+    kind, desc = ros.describe_param("guard_node", "threshold")  # it stays a double, its range in the descriptor
+    assert kind == ParameterType.PARAMETER_DOUBLE == desc.type
+    assert [(r.from_value, r.to_value) for r in desc.floating_point_range] == [(-10.0, 10.0)]
+    _, desc = ros.describe_param("guard_node", "screening_refuse_at")  # a screening setting's range, from the core
+    assert [(r.from_value, r.to_value) for r in desc.floating_point_range] == [(0.0, 1.0)] and desc.description
     assert not ros.set_param("guard_node", "backbone", "vgg16")  # read-only
     assert ros.set_param("guard_node", "class_thresholds", "")
     assert ros.set_param("guard_node", "threshold", 0.0)
@@ -212,7 +220,9 @@ HOSTILE = ["[" * 3000 + "]" * 3000,  # ~6 kB, nested past any recursion limit: w
            '{"query_id": ' + "9" * 4400 + ', "label": "mug"}',  # past int() digit limit: was ValueError, exit 2
            '{"decision_id": ' + "1" * 5000 + ', "label": "mug"}', '{"query_id": 1, "label": "mug", "x": NaN}',
            '{"query_id": 1e999, "label": "mug"}', "{" * 50000, '{"decision_id": 1, "label": "UNKNOWN"}',
-           '{"decision_id": 1, "label": "\uff55\uff4e\uff4b\uff4e\uff4f\uff57\uff4e"}', "x" * 70000]
+           '{"decision_id": 1, "label": "\uff55\uff4e\uff4b\uff4e\uff4f\uff57\uff4e"}', "x" * 70000,
+           "\ufffd\ufffd\ufffd(mug\ufffd\ufffd\ufffd",  # bytes that were not UTF-8, as rclpy decodes them: was a class
+           '{"decision_id": 1, "label": "mug", "teacher": "\ufffd"}']
 
 
 def test_hostile_feedback_never_ends_the_guard(ros, guard, frames):
@@ -224,6 +234,39 @@ def test_hostile_feedback_never_ends_the_guard(ros, guard, frames):
     assert guard["proc"].poll() is None
     assert int(diag(ros).get("callback_errors", 0)) == 0  # handled as bad input, not caught by the net
     assert ros.frame_and_decision(frames[1][0].image, frames[1][0].roi)["schema"] == "icub_guard/decision@1"
+
+
+def test_hostile_parameters_and_service_requests_get_a_reason(ros, guard, frames):
+    for name, value in (("defences", ",,,,"), ("defences", "multicrop\n"), ("class_thresholds", '{"mug": 1e300}'),
+                        ("query_rate_limit", 1e-300), ("threshold", float("nan"))):
+        assert not ros.set_param("guard_node", name, value), (name, value)
+    res = ros.call(AddDiagnostics, "/guard_node/forget", AddDiagnostics.Request(load_namespace="\u00b2"))
+    assert not res.success and "whole number" in res.message  # "²" passes isdigit(): was "internal error"
+    assert int(diag(ros).get("callback_errors", 0)) == 0 and guard["proc"].poll() is None
+
+
+def test_a_burst_of_service_calls_is_answered(ros, guard):
+    """200 calls at once: rclpy's default service queue (10) dropped most of them and their callers waited for ever."""
+    client = ros.create_client(AddDiagnostics, "/guard_node/forget", qos_profile=QoSProfile(depth=1000))  # its replies
+    assert client.wait_for_service(timeout_sec=20)
+    futures = [client.call_async(AddDiagnostics.Request(load_namespace=str(10**9 + i))) for i in range(200)]
+    end = time.monotonic() + 60
+    while not all(f.done() for f in futures) and time.monotonic() < end:
+        rclpy.spin_once(ros, timeout_sec=0.1)
+    ros.destroy_client(client)
+    assert sum(f.done() for f in futures) == 200
+    assert all(not f.result().success and "no learned example" in f.result().message for f in futures)
+
+
+def test_diagnostics_keep_coming_with_sim_time_and_no_clock(ros, tmp_path):
+    proc = start_node("guard_node", {**GUARD, "model_path": "", "use_sim_time": True}, tmp_path / "sim.log",
+                      {"__node": "simtimeguard"})
+    try:
+        ros.wait_for(lambda: proc.poll() is not None or any("simtimeguard" in k for k in ros.diag), 90,
+                     "/diagnostics from a guard on sim time with no /clock")
+        assert proc.poll() is None
+    finally:
+        stop(proc)
 
 
 def test_a_feedback_burst_reaches_a_counter(ros, guard, frames):
@@ -553,6 +596,41 @@ def test_the_guard_refuses_an_unreadable_model_file(ros, tmp_path):
     assert proc.wait(timeout=90) == 2  # a start-up error, with its reason
     assert "broken.npz" in (tmp_path / "broken.log").read_text()
     assert model.read_bytes() == b"PK\x03\x04 not really a model"
+
+
+def test_a_damaged_journal_stops_the_guard_until_recovery_is_asked_for(ros, tmp_path):
+    from icub_guard.core.journal import LabelJournal
+
+    model, log = tmp_path / "m.npz", tmp_path / "damaged.log"
+    journal = LabelJournal.beside(model)
+    journal.open()
+    rng, offsets = np.random.default_rng(0), []
+    for i in range(6):
+        offsets.append(journal.path.stat().st_size)
+        journal.append(rng.normal(size=(1, 4096)).astype(np.float32), ("mug", "duck")[i % 2])
+    journal.close()
+    damaged = bytearray(journal.path.read_bytes())
+    damaged[offsets[2] + 40] ^= 0xFF  # a flipped byte in record 3, at rest
+    journal.path.write_bytes(bytes(damaged))
+    proc = start_node("guard_node", {**GUARD, "model_path": str(model)}, log, {"__node": "damagedguard"})
+    assert proc.wait(timeout=90) == 2  # a start-up error, with its reason, and nothing touched
+    assert "is damaged" in log.read_text() and "recover_journal" in log.read_text()
+    assert journal.path.read_bytes() == bytes(damaged) and not model.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([log.name, journal.path.name])
+
+    proc = start_node("guard_node", {**GUARD, "model_path": str(model), "recover_journal": True},
+                      tmp_path / "recovered.log", {"__node": "recoveredguard"})
+    try:
+        end = time.monotonic() + 90
+        while "label journal recovered" not in (tmp_path / "recovered.log").read_text() and time.monotonic() < end:
+            assert proc.poll() is None, (tmp_path / "recovered.log").read_text()
+            time.sleep(0.3)
+        text = (tmp_path / "recovered.log").read_text()
+        assert "5 records kept, records 3 lost" in text and "2 classes, 5 examples" in text
+        aside = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+        assert len(aside) == 1 and aside[0].read_bytes() == bytes(damaged)  # the evidence, kept aside
+    finally:
+        stop(proc)
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from icub_guard.ros.saver import BackgroundSaver
+from icub_guard.core.saver import BackgroundSaver
 
 
 def test_bursts_coalesce_and_flush_waits():

@@ -8,15 +8,9 @@ import pytest
 from icub_guard.core.errors import InputError
 from icub_guard.core.journal import LabelJournal
 from icub_guard.core.screening import LabelScreen, ScreeningConfig
-from icub_guard.core.session import (
-    Feedback,
-    SessionConfig,
-    StrategicLiar,
-    TargetedLiar,
-    TeachingSession,
-    parse_feedback,
-)
+from icub_guard.core.session import Feedback, SessionConfig, TeachingSession, parse_feedback
 from icub_guard.core.svm import OneVsAllSVC, RLSClassifier
+from icub_guard.sim.teachers import StrategicLiar, TargetedLiar
 
 from conftest import make_recognizer
 

@@ -11,17 +11,15 @@ from icub_guard.core.errors import InputError
 from icub_guard.core.session import (
     DECISION_SCHEMA,
     Feedback,
-    GroundTruth,
     LearningDisabled,
-    MaliciousTeacher,
-    OracleTeacher,
     SessionConfig,
-    Tally,
     TeachingSession,
     parse_class_thresholds,
     parse_feedback,
 )
 from icub_guard.defaults import node_defaults
+from icub_guard.sim.teachers import MaliciousTeacher, OracleTeacher
+from icub_guard.sim.truth import GroundTruth, Tally
 
 from conftest import make_recognizer
 

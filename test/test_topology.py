@@ -67,16 +67,22 @@ def test_launch_files_read_the_topology_and_restate_nothing():
                                          ("teacher_web.yaml", "teacher_web_node")])
 def test_nodes_declare_exactly_their_config_files_parameters(node, module):
     """Every parameter a node declares has its default in its YAML file, and the file holds nothing else."""
+    from dataclasses import fields
+
+    from icub_guard.core.recognizer import RecognizerConfig
+    from icub_guard.core.screening import ScreeningConfig
+    from icub_guard.core.session import SessionConfig
+
     src = (ROOT / "icub_guard" / "ros" / f"{module}.py").read_text()
-    declared = {n.args[0].value for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Name) and n.func.id == "p" and n.args
-                and isinstance(n.args[0], ast.Constant)}
-    if "for param, name in SCREENING_PARAMS.items()" in src:  # declared in a loop over the screening's fields
-        from dataclasses import fields
-
-        from icub_guard.core.screening import ScreeningConfig
-
-        declared |= {ScreeningConfig.parameter(f.name) for f in fields(ScreeningConfig)}
+    calls = [n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Call) and n.args]
+    name = lambda n: n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", None)
+    declared = {n.args[0].value for n in calls if name(n) == "p" and isinstance(n.args[0], ast.Constant)}
+    configs = {c.__name__: c for c in (RecognizerConfig, SessionConfig, ScreeningConfig)}
+    for n in calls:  # a core config's settings, declared from its fields; a QoS pair from its prefix
+        if name(n) == "declare_settings":
+            declared |= {f.metadata["param"] for f in fields(configs[n.args[1].id]) if "param" in f.metadata}
+        elif name(n) == "qos_parameters":
+            declared |= {f"{n.args[1].value}_qos_reliability", f"{n.args[1].value}_qos_depth"}
     assert declared == set(node_defaults(node))
 
 

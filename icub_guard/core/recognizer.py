@@ -10,49 +10,59 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
 from . import persistence
-from .datasets import square_roi
 from .errors import InputError, ModelFileError
-from .features import BackboneSpec, FeatureExtractor
+from .features import BackboneSpec, FeatureExtractor, build_extractor
 from .pipeline import GuardModel
-from .roi import ROI, RoiSelector, clamp_roi, crop
+from .roi import ROI, RoiSelector, clamp_roi, crop, square_roi
+from .rules import Reason, not_ready
 from .svm import CLASSIFIERS, OneVsAllSVC, RLSClassifier, make_classifier, select_hyperparameters
-from .validation import UNKNOWN, check_features, check_image, check_label
+from .validation import UNKNOWN, check_features, check_image, check_label, check_settings, setting
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RecognizerConfig:
-    backbone: str = "alexnet"
-    weights: str = "imagenet"
-    seed: int = 0
-    input_size: int = 224
-    device: str = "auto"
-    classifier: str = "svm-adv"
-    C: float = 10.0
-    gamma: float | str = "median"
-    max_per_class: int | None = 100
-    roi_mode: str = "full"
-    roi_fixed: tuple[int, int, int, int] | None = None
+    """How the recogniser is built; every default is the guard's parameter of the same name (config/guard.yaml),
+    fixed at start (read-only on the node)."""
+
+    backbone: str = setting("backbone", "alexnet | vgg16 | resnet18 | resnet50")
+    weights: str = setting("weights", "imagenet | random | auto (imagenet when cached) | path to a checkpoint")
+    seed: int = setting("seed", "seed for random weights", 0, 2**31 - 1)
+    input_size: int = setting("input_size", "network input size (px)", 32, 1024)
+    device: str = setting("device", "auto | cpu | cuda | cuda:N")
+    classifier: str = setting("classifier", "svm | svm-rbf | svm-adv | rls")
+    C: float = setting("C", "SVM C", 1e-6, 1e6)
+    gamma: float | str = setting("gamma", "RBF gamma; 0 (or 'median') = median heuristic", 0.0, 1e6)
+    max_per_class: int | None = setting("max_per_class", "examples kept per class (0 or None = unbounded)",
+                                        0, 100_000)
+    roi_mode: str = setting("roi_mode", "full | fixed | auto (used when no roi message is fresh)")
+    roi_fixed: tuple[int, int, int, int] | None = setting("roi_fixed", "x, y, w, h for roi_mode fixed")
     roi_margin: float = 0.2
-    crop_size: int = 64
+    crop_size: int = setting("crop_size", "crop side fed to the network (px)", 8, 1024)
 
     def __post_init__(self) -> None:
+        # the parameters' "none" spellings (0, 0, a box that is not used) as the values they mean
+        if not isinstance(self.gamma, str) and self.gamma == 0:
+            self.gamma = "median"
+        if self.max_per_class == 0:
+            self.max_per_class = None
+        if self.roi_mode != "fixed" or (self.roi_fixed is not None and not any(self.roi_fixed)):
+            self.roi_fixed = None
+        elif self.roi_fixed is not None:
+            self.roi_fixed = tuple(int(v) for v in self.roi_fixed)
+        check_settings(self)
         if self.classifier not in CLASSIFIERS:
             raise InputError(f"unknown classifier {self.classifier!r}; choose one of {sorted(CLASSIFIERS)}")
         if not (isinstance(self.C, int | float) and self.C > 0):
             raise InputError(f"C must be a positive number, got {self.C!r}")
         if isinstance(self.gamma, str) and self.gamma != "median":
             raise InputError(f"gamma must be a positive number or 'median', got {self.gamma!r}")
-        if self.max_per_class is not None and self.max_per_class < 1:
-            raise InputError("max_per_class must be >= 1 (or None for no bound)")
-        if self.crop_size < 8:
-            raise InputError("crop_size must be at least 8 pixels")
 
     @property
     def backbone_spec(self) -> BackboneSpec:
@@ -63,7 +73,7 @@ class RecognizerConfig:
 class Decision:
     label: str
     accepted: bool
-    reason: str  # accepted | below_threshold | no_classes | one_class | detector | open_set | not_certified
+    reason: Reason  # accepted | below_threshold | no_classes | one_class | detector | open_set | not_certified
     scores: dict[str, float] = field(default_factory=dict)
     margin: float = float("nan")  # top-1 minus top-2 score
     roi: tuple[int, int, int, int] | None = None
@@ -92,8 +102,14 @@ class Recognizer:
     """Thread-safe: a node's image callback and teacher callback may run concurrently."""
 
     def __init__(self, config: RecognizerConfig | None = None, extractor: FeatureExtractor | None = None):
-        self.config = config or RecognizerConfig()
-        self.extractor = extractor or FeatureExtractor(self.config.backbone_spec, self.config.device)
+        cfg = config or RecognizerConfig()
+        #: why this recogniser is degraded (e.g. random backbone weights), for the log and /diagnostics
+        self.notes: list[str] = []
+        if extractor is None:  # "auto" weights resolved here: ImageNet when cached, else seeded random ones
+            extractor, degraded = build_extractor(cfg.backbone, cfg.weights, cfg.seed, cfg.input_size, cfg.device)
+            cfg = replace(cfg, weights=extractor.spec.weights)
+            self.notes += [degraded] if degraded else []
+        self.config, self.extractor = cfg, extractor
         self.roi_selector = RoiSelector(self.config.roi_mode, self.config.roi_fixed)
         self.classifier: OneVsAllSVC | RLSClassifier | None = None
         self._model: GuardModel | None = None
@@ -138,8 +154,8 @@ class Recognizer:
         X = check_features(feats, self.extractor.dim)
         with self._lock:
             clf = self.classifier
-            if clf is None or len(clf.classes_) < 2:
-                reason = "no_classes" if clf is None else "one_class"
+            reason = not_ready(clf)
+            if reason is not None:
                 scores = [{} for _ in X] if clf is None else [{str(clf.classes_[0]): float("nan")} for _ in X]
                 return [Decision(UNKNOWN, False, reason, s) for s in scores]
             S = clf.decision_function(X)
@@ -148,7 +164,7 @@ class Recognizer:
         out = []
         for s, lab, acc in zip(S, labels, accepted, strict=True):
             top2 = np.sort(s)[-2:]
-            out.append(Decision(str(lab), bool(acc), "accepted" if acc else "below_threshold",
+            out.append(Decision(str(lab), bool(acc), Reason.ACCEPTED if acc else Reason.BELOW_THRESHOLD,
                                 dict(zip(names, map(float, s), strict=True)), float(top2[1] - top2[0])))
         return out
 
@@ -298,7 +314,11 @@ class Recognizer:
         return self.apply_saved(persistence.load(path, key), path)
 
     def apply_saved(self, saved: persistence.SavedModel, path="model") -> dict:
-        """Take the learned state of a loaded model file (`persistence.load`); returns its metadata."""
+        """Take the learned state of a loaded model file (`persistence.load`); returns its metadata.
+
+        The solver state is restored, not recomputed: learning after a reload equals, bit for bit,
+        learning without one (older files without it: within the solver's tolerance, see `set_state`).
+        """
         meta = saved.meta
         if meta.get("backbone_sha256") != self.extractor.weights_sha256:
             raise ModelFileError(
@@ -310,7 +330,7 @@ class Recognizer:
             clf = make_classifier(cfg["classifier"], **({} if cfg["classifier"] == "rls" else {
                 "C": cfg["C"], "gamma": cfg["gamma"], "max_per_class": cfg["max_per_class"]}))
             clf.set_state(saved.arrays)
-            if clf.get_state()["X"].shape[1] != self.extractor.dim:
+            if clf.n_features_in_ != self.extractor.dim:
                 raise ValueError("feature dimension does not match the backbone")
         except (KeyError, ValueError, TypeError, IndexError) as exc:
             raise ModelFileError(f"model file {path} has inconsistent contents: {exc}") from exc

@@ -59,6 +59,13 @@ def crop(image: np.ndarray, roi: ROI | tuple[int, int, int, int] | None, size: i
     return np.ascontiguousarray(out)
 
 
+def square_roi(roi: tuple[int, int, int, int], margin: float = 0.2) -> tuple[int, int, int, int]:
+    """A square box around `roi`, `margin` larger on each side (context helps features)."""
+    x, y, w, h = roi
+    side = round(max(w, h) * (1 + 2 * margin))
+    return (x + w // 2 - side // 2, y + h // 2 - side // 2, side, side)
+
+
 def propose_roi(image: np.ndarray, margin: float = 0.15, min_area: float = 0.002) -> ROI:
     """Foreground box of the most salient blob; the whole frame if none is found.
 

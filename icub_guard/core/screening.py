@@ -39,56 +39,47 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import InputError
+from .validation import check_settings, setting
 
 ACTIONS = ("learn", "quarantine", "refuse")
 
 
 @dataclass
 class ScreeningConfig:
-    enabled: bool = True
-    quarantine_at: float = 0.25
-    refuse_at: float = 0.95
-    max_answers: int = 3
-    audit_rate: float = 0.0
-    neighbours: int = 7
-    min_examples: int = 10
-    evidence_gain: float = 4.0
-    margin_scale: float = 0.5
-    prior_trust: float = 0.9
-    prior_weight: float = 3.0
-    max_teacher_share: float = 0.75
-    share_min_examples: int = 6
+    """The screening's settings; each field's description and range are the guard parameter's too."""
+
+    enabled: bool = setting("screening", "screen teachers' labels: learn, ask back (confirm) or refuse")
+    quarantine_at: float = setting("screening_quarantine_at", "suspicion from which a label is held and asked back",
+                                   0.0, 1.0)
+    refuse_at: float = setting("screening_refuse_at", "suspicion from which a label is refused at once", 0.0, 1.0)
+    max_answers: int = setting("screening_max_answers",
+                               "answers to a label asked back before it is refused (two must agree)", 2, 10)
+    audit_rate: float = setting("screening_audit_rate", "share of passing labels asked back at random", 0.0, 1.0)
+    neighbours: int = setting("screening_neighbours", "nearest stored examples consulted", 1, 100_000)
+    min_examples: int = setting("screening_min_examples", "no evidence before the model holds this many examples",
+                                1, 100_000)
+    evidence_gain: float = setting("screening_evidence_gain", "log-odds of suspicion per unit of evidence",
+                                   0.0, 100.0)
+    margin_scale: float = setting("screening_margin_scale",
+                                  "score margin at which the model's disagreement counts fully", 1e-6, 100.0)
+    prior_trust: float = setting("screening_prior_trust", "a new teacher's trust", 0.01, 0.99)
+    prior_weight: float = setting("screening_prior_weight", "how many labels the trust prior is worth", 0.1, 1e6)
+    max_teacher_share: float = setting("screening_max_teacher_share",
+                                       "containment: most of a class one teacher may teach unconfirmed", 0.0, 1.0)
+    share_min_examples: int = setting("screening_share_min_examples", "classes smaller than this are not capped",
+                                      1, 100_000)
 
     def __post_init__(self) -> None:
-        def unit(name: str, lo: float = 0.0, hi: float = 1.0) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-                raise InputError(f"screening {name} must be in [{lo}, {hi}], got {v!r}")
-
-        if not isinstance(self.enabled, bool):
-            raise InputError("screening enabled must be true or false")
-        for name in ("quarantine_at", "refuse_at", "max_teacher_share", "audit_rate"):
-            unit(name)
-        unit("prior_trust", 0.01, 0.99)
-        unit("evidence_gain", 0.0, 100.0)
-        unit("margin_scale", 1e-6, 100.0)
-        unit("prior_weight", 0.1, 1e6)
+        check_settings(self, "screening ")
         if self.quarantine_at > self.refuse_at:
             raise InputError(f"screening quarantine_at ({self.quarantine_at}) must not exceed refuse_at "
                              f"({self.refuse_at})")
-        if isinstance(self.max_answers, bool) or not isinstance(self.max_answers, int) or \
-                not 2 <= self.max_answers <= 10:
-            raise InputError(f"screening max_answers must be a whole number in [2, 10], got {self.max_answers!r}")
-        for name in ("neighbours", "min_examples", "share_min_examples"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 100_000:
-                raise InputError(f"screening {name} must be a whole number in [1, 100000], got {v!r}")
 
     @staticmethod
     def parameter(name: str) -> str:
@@ -98,11 +89,7 @@ class ScreeningConfig:
     @classmethod
     def defaults(cls, **overrides) -> ScreeningConfig:
         """The guard's defaults (config/guard.yaml: `screening`, `screening_*`), with overrides by field name."""
-        from ..defaults import node_defaults
-
-        d = node_defaults("guard.yaml")
-        values = {f.name: d[cls.parameter(f.name)] for f in fields(cls) if cls.parameter(f.name) in d}
-        return cls(**{**values, **overrides})
+        return cls(**overrides)
 
 
 @dataclass

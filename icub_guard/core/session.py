@@ -38,10 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..defaults import node_defaults
 from . import jsonio
 from .errors import InputError, ModelFileError
+from .rules import Reason
 from .screening import LabelScreen, ScreeningConfig, Verdict
-from .validation import DEFAULT_TEACHER, UNKNOWN, check_label, check_teacher
+from .validation import DEFAULT_TEACHER, UNKNOWN, check_label, check_settings, check_teacher, setting
 
 if TYPE_CHECKING:
     from .journal import Entry, LabelJournal
@@ -53,29 +55,34 @@ DECISION_SCHEMA = "icub_guard/decision@1"
 QUERY_SCHEMA = "icub_guard/query@1"
 
 
+MIN_QUERY_RATE = 1e-3  # questions per second below which a rate means "never" in all but name
+
+
 class LearningDisabled(InputError):
     """Feedback arrived while learning is off: nothing was learned (and nothing consumed)."""
 
 
 @dataclass
 class SessionConfig:
-    """The protocol's settings; `SessionConfig.defaults()` reads them from config/guard.yaml."""
+    """The protocol's settings; `SessionConfig.defaults()` reads them from config/guard.yaml. Each field's
+    description and range are the guard parameter's too."""
 
-    query_on_reject: bool
-    query_margin: float
-    query_rate_limit: float  # questions per second; 0 = never ask
-    threshold: float  # of newly learned classes
-    class_thresholds: dict[str, float] = field(default_factory=dict)
-    learning_enabled: bool = True
+    query_on_reject: bool = setting("query_on_reject", "ask the teacher when a frame is rejected")
+    query_margin: float = setting("query_margin", "also ask when the top-2 score margin is below this", 0.0, 10.0)
+    query_rate_limit: float = setting("query_rate_limit", "max teacher questions per second (0 = never ask)",
+                                      0.0, 100.0)
+    threshold: float = setting("threshold", "threshold of new classes; setting it at runtime resets all classes",
+                               -10.0, 10.0)
+    class_thresholds: dict[str, float] = field(default_factory=lambda: parse_class_thresholds(
+        node_defaults("guard.yaml")["class_thresholds"]))
+    learning_enabled: bool = setting("learning_enabled", "learn from teacher feedback")
     max_pending: int = 64  # open queries and recent decisions kept for feedback
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.query_margin, int | float) and 0.0 <= self.query_margin <= 10.0):
-            raise InputError(f"query_margin must be in [0, 10], got {self.query_margin!r}")
-        if not (isinstance(self.query_rate_limit, int | float) and 0.0 <= self.query_rate_limit <= 100.0):
-            raise InputError(f"query_rate_limit must be in [0, 100] per second, got {self.query_rate_limit!r}")
-        if not (isinstance(self.threshold, int | float) and math.isfinite(self.threshold)):
-            raise InputError(f"threshold must be a finite number, got {self.threshold!r}")
+        check_settings(self)
+        if 0 < self.query_rate_limit < MIN_QUERY_RATE:
+            raise InputError(f"query_rate_limit must be 0 (never ask) or at least {MIN_QUERY_RATE:g} per second "
+                             f"(one question in {1 / MIN_QUERY_RATE / 60:.0f} minutes), got {self.query_rate_limit!r}")
         if isinstance(self.class_thresholds, str):
             self.class_thresholds = parse_class_thresholds(self.class_thresholds)
         if not isinstance(self.max_pending, int) or self.max_pending < 1:
@@ -83,11 +90,8 @@ class SessionConfig:
 
     @classmethod
     def defaults(cls, **overrides) -> SessionConfig:
-        from ..defaults import node_defaults
-
-        d = node_defaults("guard.yaml")
-        names = {f.name for f in fields(cls)}
-        return cls(**{**{k: v for k, v in d.items() if k in names}, **overrides})
+        """The guard's defaults (config/guard.yaml), with overrides by field name."""
+        return cls(**overrides)
 
 
 def parse_class_thresholds(text: str) -> dict[str, float]:
@@ -98,9 +102,12 @@ def parse_class_thresholds(text: str) -> dict[str, float]:
     if not isinstance(body, dict):
         raise InputError('class_thresholds must be a JSON object {"class": number}')
     out = {}
+    lo, hi = next(f.metadata["range"] for f in fields(SessionConfig) if f.name == "threshold")
     for k, v in body.items():
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise InputError(f'class_thresholds[{k!r}] must be a number, as in {{"mug": 0.2}}')
+        if not lo <= v <= hi:  # the range of `threshold`: a score never reaches 1e300
+            raise InputError(f"class_thresholds[{k!r}] must be in [{lo:g}, {hi:g}], got {v!r}")
         out[check_label(k)] = float(v)
     return out
 
@@ -108,7 +115,7 @@ def parse_class_thresholds(text: str) -> dict[str, float]:
 @dataclass
 class Query:
     query_id: int
-    reason: str  # rejected | no_classes | one_class | low_margin | confirm
+    reason: Reason  # the rejected decision's own reason (below_threshold, no_classes, …), low_margin or confirm
     decision_id: int | None = None
     label: str | None = None  # confirm: the label held in quarantine
     teacher: str | None = None  # confirm: who gave it
@@ -123,6 +130,18 @@ class Step:
     decision: Decision
     features: np.ndarray
     query: Query | None = None
+
+
+@dataclass
+class Seen:
+    """A recent decision, kept for feedback about it: its features, the label decided, the crop (for a question's
+    image and adversarial augmentation; None when only features were seen) and where the frame came from
+    (`source`: opaque to the session; a node keeps the image's header there)."""
+
+    features: np.ndarray
+    label: str
+    crop: np.ndarray | None = None
+    source: Any = None
 
 
 @dataclass
@@ -169,6 +188,8 @@ class Outcome:
     query: Query | None = None
     decision_id: int | None = None
     resolved: str | None = None  # an answer to a confirm question: confirmed | contradicted | no_agreement
+    augmented: bool = False  # its crop, attacked, was learned too (`adv_augment` among the guard's defences)
+    problem: str | None = None  # what went wrong after the label itself was stored (e.g. the augmentation)
 
     def describe(self) -> str:
         ev = ", ".join(f"{k} {v:.2f}" for k, v in self.verdict.evidence.items() if v is not None)
@@ -209,7 +230,7 @@ class TeachingSession:
         self.screen = LabelScreen(screening or ScreeningConfig.defaults())
         self.next_id = 1
         self.pending: OrderedDict[int, Open] = OrderedDict()  # query id → what was asked about
-        self.recent: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()  # decision id → (features, label)
+        self.recent: OrderedDict[int, Seen] = OrderedDict()  # decision id → what was seen (features, label, crop)
         self.provenance: dict[int, Provenance] = {}  # example id → who taught it
         self.latest_query: int | None = None
         self.last_query_time = -math.inf
@@ -269,17 +290,19 @@ class TeachingSession:
         while len(store) > self.config.max_pending:
             store.popitem(last=False)
 
-    def observe(self, features, now: float | None = None, decision: Decision | None = None) -> Step:
+    def observe(self, features, now: float | None = None, decision: Decision | None = None,
+                crop: np.ndarray | None = None, source: Any = None) -> Step:
         """Classify one frame's features, record the decision, and decide whether to ask.
 
         `decision`: the frame's decision when it was already made (the guard's defences review the
         classifier's decision on the crop; `defences.online`); the features are what a label learns.
+        `crop`, `source`: kept with the decision (the one store of recent decisions) for whoever asks later.
         """
         d = self.rec.classify_features(features)[0] if decision is None else decision
         feats = np.asarray(features, np.float32).reshape(1, -1)
         with self._lock:
             did = self._new_id()
-            self._remember(self.recent, did, (feats, d.label))
+            self._remember(self.recent, did, Seen(feats, d.label, crop, source))
             step = Step(did, d, feats)
             reason = self._query_reason(d)
             now = self.clock() if now is None else now
@@ -294,11 +317,12 @@ class TeachingSession:
             self.counts["rejected" if not d.accepted else "accepted"] += 1
         return step
 
-    def _query_reason(self, d: Decision) -> str | None:
+    def _query_reason(self, d: Decision) -> Reason | None:
+        """Why to ask about a frame (None: don't): a rejection carries its decision's reason unchanged."""
         if not d.accepted:
-            return ("rejected" if d.reason == "below_threshold" else d.reason) if self.config.query_on_reject else None
+            return d.reason if self.config.query_on_reject else None
         if self.config.query_margin > 0 and d.margin < self.config.query_margin:
-            return "low_margin"
+            return Reason.LOW_MARGIN
         return None
 
     def decision_payload(self, step: Step, **extra) -> dict[str, Any]:
@@ -328,7 +352,7 @@ class TeachingSession:
                 top = self.rec.classify_features(held.features)[0].top(3)
         body = {"schema": QUERY_SCHEMA, "query_id": q.query_id, "decision_id": q.decision_id,
                 "reason": q.reason, "top": top, "known_classes": self.rec.classes}
-        if q.reason == "confirm":
+        if q.reason == Reason.CONFIRM:
             body.update(label=q.label, teacher=q.teacher, ask=q.ask)
         return jsonio.strict({**body, **extra})
 
@@ -358,18 +382,18 @@ class TeachingSession:
                 if item.answers:
                     return self._answer_confirm(key, item, fb)
                 return self._screen(item.features, fb.label, fb.teacher, item.decision_id, "feedback")
-            return self._screen(store[key][0], fb.label, fb.teacher, key, "feedback")
+            return self._screen(store[key].features, fb.label, fb.teacher, key, "feedback")
 
     def confirm(self, teacher: str = DEFAULT_TEACHER) -> Outcome:
         """The teacher says the last decision was right: learn it (screened like any label)."""
         with self._lock:
             last = next(reversed(self.recent), None)
-            if last is None or self.recent[last][1] == UNKNOWN:
+            if last is None or self.recent[last].label == UNKNOWN:
                 raise InputError("no accepted prediction to confirm")
             if not self.config.learning_enabled:
                 raise LearningDisabled("learning is disabled")
-            feats, label = self.recent[last]
-            return self._screen(feats, label, check_teacher(teacher), last, "confirm")
+            seen = self.recent[last]
+            return self._screen(seen.features, seen.label, check_teacher(teacher), last, "confirm")
 
     def _evidence(self, feats: np.ndarray, label: str) -> dict[str, float | None]:
         classes = self.rec.classes
@@ -425,7 +449,7 @@ class TeachingSession:
         label, teacher = item.answers[-1]
         answered = {t for _, t in item.answers}
         qid = self._new_id()
-        query = Query(qid, "confirm", item.decision_id, item.answers[0][0], item.answers[0][1],
+        query = Query(qid, Reason.CONFIRM, item.decision_id, item.answers[0][0], item.answers[0][1],
                       self._someone_else(answered))
         self._remember(self.pending, qid, item)
         self.latest_query = qid
@@ -476,7 +500,18 @@ class TeachingSession:
 
     def _learn(self, feats: np.ndarray, label: str, source: str = "feedback", teacher: str = DEFAULT_TEACHER,
                decision_id: int | None = None, journal: bool = True, when: float | None = None) -> LearnReport:
-        report = self.rec.learn(feats, label)
+        """Learn one label. A live one (`journal`) goes to the journal first: if it cannot be stored (`OSError`,
+        e.g. a full disk) nothing is learned, so the model in memory never holds a label that was not
+        acknowledged; if learning then fails, the record is taken back."""
+        seq = None
+        if journal and self.journal is not None:
+            seq = self.journal.append(feats, label, source, teacher, decision_id)
+        try:
+            report = self.rec.learn(feats, label)
+        except BaseException:
+            if seq is not None:
+                self.journal.retract(seq)
+            raise
         self.apply_thresholds(new_class=report.label if report.new_class else None)
         when = time.time() if when is None else when
         for i in report.ids:
@@ -484,9 +519,7 @@ class TeachingSession:
         if len(self.provenance) > 2 * self.rec.n_examples + 64:  # examples the budget dropped
             held = set(self.rec.example_ids().tolist())
             self.provenance = {i: p for i, p in self.provenance.items() if i in held}
-        if journal:  # a live label (a replayed one is counted as `replayed`)
-            if self.journal is not None:  # on disk before anyone is told
-                self.journal.append(feats, report.label, source, teacher, decision_id)
+        if journal:  # a live label, stored durably (a replayed one is counted as `replayed`)
             self.counts["learned"] += 1
         return report
 
@@ -532,27 +565,32 @@ class TeachingSession:
             return self._forget(ids, teacher)
 
     def _forget(self, ids: list[int], teacher: str, journal: bool = True) -> list[int]:
+        held = set(self.rec.example_ids().tolist())
+        ids = [i for i in ids if i in held]
+        if ids and journal and self.journal is not None:  # on disk first, as a label
+            self.journal.append(np.zeros((1, 0), np.float32), "", "forget", teacher, ids=ids)
         removed = self.rec.forget(ids) if ids else []
         for i in removed:
             self.provenance.pop(i, None)
         self.apply_thresholds()
         if removed and journal:
-            if self.journal is not None:
-                self.journal.append(np.zeros((1, 0), np.float32), "", "forget", teacher, ids=removed)
             self.counts["forgotten"] += len(removed)
         return removed
 
     def reset(self) -> None:
         """Forget everything learned, every open question and every teacher (and the journal's records)."""
         with self._lock:
-            self.rec.reset()
-            self.pending.clear()
-            self.recent.clear()
-            self.provenance.clear()
-            self.screen.teachers.clear()
-            self.latest_query = None
-            if self.journal is not None:
+            if self.journal is not None:  # durable first: a restart must not bring the model back
                 self.journal.reset()
+            self._forget_all()
+
+    def _forget_all(self) -> None:
+        self.rec.reset()
+        self.pending.clear()
+        self.recent.clear()
+        self.provenance.clear()
+        self.screen.teachers.clear()
+        self.latest_query = None
 
     # ---------------------------------------------------------- durability
     def snapshot(self, path, key=None) -> int:
@@ -580,11 +618,13 @@ class TeachingSession:
             self.journal.compact(seq)
         return seq
 
-    def restore(self, path, key=None) -> int:
+    def restore(self, path, key=None, recover_journal: bool = False) -> int:
         """Start-up: load the model file (if any), then replay the journal's later records; returns how many.
 
-        A model file that cannot be read raises `ModelFileError` (the caller refuses
-        to start and never overwrites it); a torn last journal record is dropped.
+        A model file that cannot be read raises `ModelFileError`, a damaged journal (or one that continues
+        where no snapshot holds the records before it) `JournalDamaged`: the caller refuses to start and
+        nothing is overwritten. A torn last journal record (an interrupted append) is dropped.
+        `recover_journal`: start anyway from every journal record that verifies (see `LabelJournal.open`).
         Examples of a file written before teachers were recorded belong to "default".
         """
         from pathlib import Path
@@ -600,13 +640,14 @@ class TeachingSession:
                 meta = self.rec.apply_saved(saved, path)
                 seq = int(meta.get("journal_seq", 0))
                 self._restore_provenance(saved.arrays, meta, path)
-            entries = self.journal.open() if self.journal is not None else []
+            entries = self.journal.open(seq, recover_journal) if self.journal is not None else []
             tail = [e for e in entries if e.seq > seq]
             for e in tail:
                 self._replay(e)
-            self.counts["replayed"] += len(tail)
+            replayed = sum(e.source != "reset" for e in tail)
+            self.counts["replayed"] += replayed
             self.apply_thresholds()
-            return len(tail)
+            return replayed
 
     def _restore_provenance(self, arrays: dict[str, np.ndarray], meta: dict, path) -> None:
         try:
@@ -624,6 +665,9 @@ class TeachingSession:
             self.provenance.setdefault(i, Provenance(DEFAULT_TEACHER, 0.0, None, "feedback"))
 
     def _replay(self, e: Entry) -> None:
+        if e.source == "reset":
+            self._forget_all()
+            return
         if e.source == "forget":
             self._forget(e.ids or [], e.teacher, journal=False)
             return
@@ -633,167 +677,3 @@ class TeachingSession:
 
 
 _ANON = Provenance(DEFAULT_TEACHER, 0.0, None, "feedback")
-
-
-# --------------------------------------------------------------- teachers
-class OracleTeacher:
-    """Answers every question with the truth, and corrects accepted wrong labels (`correct_mistakes`).
-
-    `name` is the `teacher` its feedback carries (who taught what: screening,
-    containment and `forget_teacher` go by it).
-    """
-
-    def __init__(self, correct_mistakes: bool = True, name: str = DEFAULT_TEACHER):
-        self.correct_mistakes = correct_mistakes
-        self.name = check_teacher(name)
-        self.counts: Counter[str] = Counter()
-        self.labels: set[str] = set()
-
-    def observe_label(self, truth: str) -> None:
-        """The teacher sees which objects exist (a liar picks its lies among them)."""
-        self.labels.add(truth)
-
-    def label(self, truth: str, top: list[tuple[str, float]] | None = None) -> str:
-        return truth
-
-    def answer(self, truth: str | None, top: list[tuple[str, float]] | None = None) -> str | None:
-        """The answer to a question about a frame whose true label is `truth` (None: not known, no answer).
-
-        `top` is the question's top guesses, best first (what a strategic liar reads).
-        """
-        if truth is None:
-            return None
-        self.labels.add(truth)
-        self.counts["answers"] += 1
-        return self._count(truth, self.label(truth, top))
-
-    def review(self, accepted: bool, label: str, truth: str | None, asked: bool = False) -> str | None:
-        """A correction for a decision the teacher watched, or None.
-
-        None when it was right, rejected, not known, or the robot asked about it
-        (`asked`: the answer to the question is the correction; one label per frame).
-        """
-        if not self.correct_mistakes or asked or not accepted or truth is None or label == truth:
-            return None
-        self.labels.add(truth)
-        self.counts["corrections"] += 1
-        return self._count(truth, self.label(truth))
-
-    def _count(self, truth: str, said: str) -> str:
-        if said != truth:
-            self.counts["lies"] += 1
-        return said
-
-
-class MaliciousTeacher(OracleTeacher):
-    """An oracle that gives a wrong label for `flip_fraction` of its answers (seeded): poisoning."""
-
-    def __init__(self, flip_fraction: float = 0.3, seed: int = 0, correct_mistakes: bool = True,
-                 name: str = DEFAULT_TEACHER):
-        super().__init__(correct_mistakes, name)
-        if not 0.0 <= flip_fraction <= 1.0:
-            raise InputError(f"flip_fraction must be in [0, 1], got {flip_fraction!r}")
-        self.flip_fraction = flip_fraction
-        self.rng = np.random.default_rng(seed)
-
-    def label(self, truth: str, top: list[tuple[str, float]] | None = None) -> str:
-        others = sorted(self.labels - {truth})
-        if others and self.rng.random() < self.flip_fraction:
-            return str(self.rng.choice(others))
-        return truth
-
-
-class TargetedLiar(OracleTeacher):
-    """Honest except for one class: every `source` is called `target` (a targeted poisoning)."""
-
-    def __init__(self, source: str, target: str, correct_mistakes: bool = True, name: str = DEFAULT_TEACHER):
-        super().__init__(correct_mistakes, name)
-        self.source, self.target = check_label(source), check_label(target)
-
-    def label(self, truth: str, top: list[tuple[str, float]] | None = None) -> str:
-        return self.target if truth == self.source else truth
-
-
-class StrategicLiar(MaliciousTeacher):
-    """Lies only where the model is unsure, to stay under the radar: with probability `flip_fraction`, an
-    answer to a question names the model's own best wrong guess; corrections are honest (they earn trust)."""
-
-    def label(self, truth: str, top: list[tuple[str, float]] | None = None) -> str:
-        guesses = [c for c, _ in (top or []) if c != truth]
-        if top is not None and guesses and self.rng.random() < self.flip_fraction:
-            return guesses[0]
-        return truth
-
-
-def make_teacher(mode: str, correct_mistakes: bool = True, flip_fraction: float = 0.3,
-                 seed: int = 0, name: str = DEFAULT_TEACHER) -> OracleTeacher:
-    if mode == "oracle":
-        return OracleTeacher(correct_mistakes, name)
-    if mode == "malicious":
-        return MaliciousTeacher(flip_fraction, seed, correct_mistakes, name)
-    if mode == "strategic":
-        return StrategicLiar(flip_fraction, seed, correct_mistakes, name)
-    raise InputError(f"unknown teacher mode {mode!r}; choose oracle, malicious or strategic")
-
-
-class GroundTruth:
-    """What the camera says was in view, by frame stamp (bounded: the oldest is forgotten)."""
-
-    def __init__(self, capacity: int = 500):
-        self.capacity = capacity
-        self._by_stamp: OrderedDict[tuple[int, int], str] = OrderedDict()
-        self.labels: set[str] = set()
-
-    @staticmethod
-    def key(stamp: Any) -> tuple[int, int]:
-        """A stamp {"sec": s, "nanosec": n} as a key; anything else is an `InputError`."""
-        sec, nsec = jsonio.get(stamp, "sec", int), jsonio.get(stamp, "nanosec", int)
-        return sec, nsec
-
-    def add(self, stamp: Any, label: str) -> None:
-        self._by_stamp[self.key(stamp)] = check_label(label)
-        self.labels.add(label)
-        while len(self._by_stamp) > self.capacity:
-            self._by_stamp.popitem(last=False)
-
-    def get(self, stamp: Any) -> str | None:
-        return self._by_stamp.get(self.key(stamp))
-
-
-@dataclass
-class Tally:
-    """Decisions scored against the truth — one rule for the in-process and the ROS demo.
-
-    A clean frame is correct (accepted, right label), wrong (accepted, wrong
-    label) or rejected. An attacked frame is correct_attacked, fooled (accepted,
-    wrong label) or caught (rejected); `fooled_without_reject` counts the attacked
-    frames whose top score names a wrong class, what a classifier without the
-    reject option would have said.
-    """
-
-    counts: Counter = field(default_factory=Counter)
-
-    def add(self, accepted: bool, label: str, truth: str, attacked: bool = False,
-            top: str | None = None) -> str:
-        c = self.counts
-        c["frames"] += 1
-        if attacked:
-            c["attacked"] += 1
-            if top is not None and top != truth:
-                c["fooled_without_reject"] += 1
-            outcome = "caught" if not accepted else "correct_attacked" if label == truth else "fooled"
-        else:
-            outcome = "rejected" if not accepted else "correct" if label == truth else "wrong"
-        c[outcome] += 1
-        return outcome
-
-    def rate(self, *keys: str, of: str = "frames") -> float:
-        return sum(self.counts[k] for k in keys) / max(self.counts[of], 1)
-
-    @property
-    def accuracy(self) -> float:
-        return self.rate("correct", "correct_attacked")
-
-    @property
-    def reject_rate(self) -> float:
-        return self.rate("rejected", "caught")

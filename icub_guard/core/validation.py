@@ -25,6 +25,7 @@ def check_label(label: object) -> str:
         raise InputError(f"label must be a string, got {type(label).__name__}")
     if len(label) > 4 * MAX_LABEL_LEN:  # bound the normalisation work before doing it
         raise InputError(f"label is {len(label)} characters long; at most {MAX_LABEL_LEN} allowed")
+    check_encoding(label, "label")
     clean = unicodedata.normalize("NFKC", label).strip()
     if not clean:
         raise InputError("label is empty")
@@ -38,6 +39,30 @@ def check_label(label: object) -> str:
     return clean
 
 
+def check_encoding(text: str, what: str) -> str:
+    """Refuse text that was not valid UTF-8 on the wire: the decoder's U+FFFD (replacement character) marks bytes
+    it could not read, so such a label would be a class made of an encoding error."""
+    if "\ufffd" in text:
+        raise InputError(f"{what} is not valid UTF-8 (it holds U+FFFD, the mark of bytes that could not be decoded)")
+    return text
+
+
+def check_text_list(text: str, what: str) -> list[str]:
+    """A comma-separated parameter ("a,b:k=v"): its items, stripped; refuses control characters (a NUL would cut
+    it short in C) and empty items (",,,,"); empty text is the empty list."""
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be text, got {type(text).__name__}")
+    check_encoding(text, what)
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise InputError(f"{what} holds control characters: {text[:60]!r}")
+    if not text.strip():
+        return []
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise InputError(f"{what} has an empty item: {text[:60]!r}")
+    return items
+
+
 MAX_TEACHER_LEN = 32
 DEFAULT_TEACHER = "default"
 
@@ -48,6 +73,7 @@ def check_teacher(name: object) -> str:
         raise InputError(f"teacher must be a string, got {type(name).__name__}")
     if len(name) > 4 * MAX_TEACHER_LEN:
         raise InputError(f"teacher name is {len(name)} characters long; at most {MAX_TEACHER_LEN} allowed")
+    check_encoding(name, "teacher name")
     clean = unicodedata.normalize("NFKC", name).strip()
     if not clean or len(clean) > MAX_TEACHER_LEN:
         raise InputError(f"teacher name must be 1..{MAX_TEACHER_LEN} characters, got {len(clean)}")
@@ -92,3 +118,46 @@ def check_features(x: object, dim: int | None = None) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise InputError("features contain NaN or infinite values")
     return arr.astype(np.float32, copy=False)
+
+
+
+def setting(param: str, help: str, lo: float | None = None, hi: float | None = None):
+    """A config field whose default, description and range are written once.
+
+    The default is the guard's parameter `param` in config/guard.yaml (the single source of defaults);
+    `check_settings` enforces the type and range; the guard node declares `param` with the same
+    description and range (so `ros2 param describe` shows them).
+    """
+    from dataclasses import field
+
+    from ..defaults import node_defaults
+
+    return field(default_factory=lambda: node_defaults("guard.yaml")[param],
+                 metadata={"param": param, "help": help, "range": None if lo is None else (lo, hi)})
+
+
+def check_settings(config: object, prefix: str = "") -> None:
+    """Check every `setting` field of a dataclass instance: its type (bool, whole number or number, as
+    annotated) and its range. `InputError` names the field."""
+    from dataclasses import fields
+
+    for f in fields(config):  # type: ignore[arg-type]
+        if "help" not in f.metadata:
+            continue
+        v, name, kind = getattr(config, f.name), f"{prefix}{f.name}", str(f.type)
+        if kind == "str":
+            if not isinstance(v, str):
+                raise InputError(f"{name} must be text, got {v!r}")
+            continue
+        if kind not in ("bool", "int", "float") and (v is None or isinstance(v, str | tuple | list)):
+            continue  # "median", an unbounded None, a box: the config's own checks judge these
+        if kind == "bool":
+            if not isinstance(v, bool):
+                raise InputError(f"{name} must be true or false, got {v!r}")
+            continue
+        whole = kind.startswith("int")
+        if isinstance(v, bool) or not isinstance(v, int if whole else int | float) or v != v:
+            raise InputError(f"{name} must be a {'whole number' if whole else 'number'}, got {v!r}")
+        rng = f.metadata["range"]
+        if rng is not None and not rng[0] <= v <= rng[1]:
+            raise InputError(f"{name} must be in [{rng[0]:g}, {rng[1]:g}], got {v!r}")

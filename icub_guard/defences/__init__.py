@@ -39,6 +39,19 @@ def _value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
+def catalogue() -> list[tuple[str, str, list[str]]]:
+    """Every defence: its name, its docstring's first line, and its parameters with their defaults
+    (`icub-guard defences` and `evaluate --help` print it)."""
+    out = []
+    for name, cls in DEFENCES.items():
+        sig = inspect.signature(cls.__init__).parameters.values()
+        params = [f"{p.name}={p.default!r}" for p in sig
+                  if p.name not in ("self", "seed") and p.kind is p.POSITIONAL_OR_KEYWORD]
+        doc = cls.__dict__.get("__doc__") or inspect.getmodule(cls).__doc__ or ""
+        out.append((name, inspect.cleandoc(doc).split("\n")[0], params))
+    return out
+
+
 def make_defence(spec: str, seed: int = 0) -> Defence:
     """`name` or `name:key=value:key=value` → the defence (`ValueError` on anything unknown or invalid)."""
     name, *items = spec.strip().split(":")
@@ -75,5 +88,6 @@ __all__ = [
     "RandomResizePad",
     "RandomShift",
     "RandomizedSmoothing",
+    "catalogue",
     "make_defence",
 ]

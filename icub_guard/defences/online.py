@@ -26,7 +26,8 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from ..core.validation import UNKNOWN
+from ..core.rules import REJECTED, Reason, not_ready
+from ..core.validation import UNKNOWN, check_text_list
 from . import make_defence
 from .base import NotFitted
 from .pipeline import DefencePipeline, compose
@@ -37,8 +38,9 @@ HELD_OUT_FOLDS = 5  # k of the k-fold held-out scores open_set is fitted on onli
 
 
 def parse_specs(text: str) -> list[str]:
-    """The guard's `defences` parameter ("multicrop,mahalanobis:false_reject=0.1") as checked specs."""
-    return check_specs(text.split(","))
+    """The guard's `defences` parameter ("multicrop,mahalanobis:false_reject=0.1") as checked specs; control
+    characters and empty items are refused (`InputError`, a `ValueError`)."""
+    return check_specs(check_text_list(text, "defences"))
 
 
 def check_specs(specs) -> list[str]:
@@ -98,7 +100,7 @@ class OnlineDefences:
         """The decision after the defences (the classifier's own when there are none or nothing is learned).
 
         `features`: the crop's, when the caller has them (detectors alone then need no second forward)."""
-        if not self.decides or rec.classifier is None or len(rec.classes) < 2:
+        if not self.decides or not_ready(rec.classifier) is not None:
             return decision
         with self._lock:
             pipe = self._pipeline(rec)
@@ -107,8 +109,8 @@ class OnlineDefences:
                 np.asarray(features, np.float64).reshape(1, -1)).to(x.device)
             dd = pipe.decide(x, f)[0]
             notes = tuple(pipe.notes)
-        if dd.label >= 0:
-            return replace(decision, label=rec.classes[dd.label], accepted=True, reason="accepted",
+        if dd.label != REJECTED:
+            return replace(decision, label=rec.classes[dd.label], accepted=True, reason=Reason.ACCEPTED,
                            stages=dd.stage_scores, radius=dd.radius, notes=notes)
         return replace(decision, label=UNKNOWN, accepted=False, reason=dd.reason, stages=dd.stage_scores,
                        radius=dd.radius, notes=notes)

@@ -2,8 +2,8 @@
 
 Each seed renders one teaching stream (SimWorld objects, `rounds` × objects ×
 `frames_per_object` frames) and a held-out test set, extracts their features
-once, then replays the stream through a fresh `TeachingSession` per scenario —
-the protocol the guard node runs, on frame time. A scenario is a set of
+once, then replays the stream through a fresh `Guard` per scenario — the
+runtime the guard node runs, on frame time. A scenario is a set of
 teachers (an oracle, a random liar at a flip fraction, a targeted liar that
 turns class A into class B, a strategic liar that lies only where the model is
 unsure, or an honest and a lying teacher together), with screening on or off.
@@ -27,21 +27,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..core.datasets import simworld
 from ..core.features import BackboneSpec, FeatureExtractor
+from ..core.guard import Guard, GuardConfig
 from ..core.recognizer import Recognizer, RecognizerConfig
 from ..core.screening import ScreeningConfig
-from ..core.session import (
-    MaliciousTeacher,
-    OracleTeacher,
-    SessionConfig,
-    StrategicLiar,
-    TargetedLiar,
-    TeachingSession,
-)
-from ..core.sim import simworld_objects
+from ..core.session import SessionConfig
 from ..core.svm import OneVsAllSVC
-from ..core.teaching import LiveFrame, render_stream, teach
+from ..sim.datasets import simworld
+from ..sim.teachers import MaliciousTeacher, OracleTeacher, StrategicLiar, TargetedLiar
+from ..sim.teaching import LiveFrame, render_stream, teach
+from ..sim.world import simworld_objects
 
 log = logging.getLogger(__name__)
 
@@ -173,26 +168,27 @@ def refit_gap(rec: Recognizer, X_test: np.ndarray) -> float:
 
 def run_one(extractor: FeatureExtractor, stream: Stream, teachers: list[OracleTeacher], screening: bool,
             seed: int, forget: str | None = None, forget_after: int = 0, **overrides
-            ) -> tuple[RunResult, TeachingSession]:
-    """One teaching run; with `forget`, `forget_teacher(forget)` after round `forget_after` (0-based)."""
+            ) -> tuple[RunResult, Guard]:
+    """One teaching run through a fresh `Guard` (the runtime a robot runs); with `forget`,
+    `forget_teacher(forget)` after round `forget_after` (0-based)."""
     rec = Recognizer(RecognizerConfig(classifier="svm-adv"), extractor=extractor)
-    session = TeachingSession(rec, SessionConfig.defaults(),
-                              screening=ScreeningConfig.defaults(enabled=screening, **overrides))
+    guard = Guard(rec, GuardConfig(rec.config, SessionConfig.defaults(),
+                                   ScreeningConfig.defaults(enabled=screening, **overrides)))
     curve: list[float] = []
     gap: list[float] = []
 
     def after_round(r: int) -> None:
-        if forget is not None and r == forget_after and forget in session.teachers():
-            session.forget_teacher(forget)
+        if forget is not None and r == forget_after and forget in guard.session.teachers():
+            guard.forget_teacher(forget)
             gap.append(refit_gap(rec, stream.test_X))
         curve.append(held_out_accuracy(rec, stream.test_X, stream.test_y))
 
-    result = teach(session, stream.frames, teachers, seed, after_round=after_round)
-    trust = {k: v["trust"] for k, v in session.teachers().items()}
+    result = teach(guard, stream.frames, teachers, seed, after_round=after_round)
+    trust = {k: v["trust"] for k, v in guard.session.teachers().items()}
     run = RunResult(curve, curve[-1], int(result["total"]["queries"]), result["labels"], trust)
     if forget is not None:
         run.after_forget, run.refit_gap = curve[-1], gap[0] if gap else None
-    return run, session
+    return run, guard
 
 
 def run_teaching_evaluation(cfg: TeachingEvalConfig, progress: Callable[[str], None] | None = None

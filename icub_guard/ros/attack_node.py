@@ -35,7 +35,7 @@ from ..attacks import ATTACKS, AttackInterrupted, make_attack, rect_mask
 from ..core.errors import GuardError, InputError
 from ..core.pipeline import RegionModel
 from ..core.recognizer import Recognizer
-from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
+from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, resolve_model_path, run_node
 from .convert import image_to_rgb, rgb_to_image
 
 #: attributes that runtime parameter changes update
@@ -67,8 +67,9 @@ class AttackNode(GuardedNode):
         self.reject_aware = p("reject_aware", "adaptive attacker that knows the thresholds")
         self.sticker = p("sticker", "if > 0: only a centred square of this side fraction changes",
                                lo=0.0, hi=1.0)
-        self.model_path = p("model_path", "the guard's model file (white-box) or a surrogate's",
-                                  read_only=True)
+        self.model_path = resolve_model_path(p("model_path", "the guard's model file (white-box) or a surrogate's "
+                                               "(relative: under $ROS_HOME/icub_guard, as the guard's)",
+                                               read_only=True)) or ""
         self.enabled = p("enabled", "perturb frames (else pass them through)")
         self.roi_timeout = p("roi_timeout", "seconds a roi message stays valid", lo=0.0, hi=60.0)
         self.reload_period = p("reload_period", "min seconds between reloads of a changed model",
@@ -87,7 +88,7 @@ class AttackNode(GuardedNode):
         # its own callback group (and the node's two executor threads): `enable false` reaches a running attack
         self.create_service(SetBool, "~/enable", self.on_enable, callback_group=MutuallyExclusiveCallbackGroup())
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
-        self.create_timer(1.0, self.publish_diagnostics)
+        self.create_health_timer(1.0, self.publish_diagnostics)
         problem = check_attack(self.attack_name, self.norm)
         if problem:
             raise ValueError(problem)
@@ -150,8 +151,7 @@ class AttackNode(GuardedNode):
         try:
             rgb = image_to_rgb(msg)
         except InputError as exc:
-            self.health.reject("image")
-            self.get_logger().warning(f"rejected image: {exc}", throttle_duration_sec=1.0)
+            self.reject_input("image", exc)
             return
         rec = self._model()
         if rec is None or len(rec.classes) < 2:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 from collections import Counter, deque
+from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -20,6 +24,8 @@ FRAME_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
                        history=qos_profile_sensor_data.history, durability=qos_profile_sensor_data.durability)
 #: Labels, decisions, queries: reliable, a short queue.
 EVENT_QOS = QoSProfile(depth=10)
+#: Requests each service queues (rclpy's default keeps 10: callers past those wait for ever under a burst).
+SERVICE_QUEUE_DEPTH = 1000
 #: Teacher feedback: reliable, and deep enough for a burst while the node is busy learning
 #: (every label a teacher sends must reach a counter: learned, rejected or ignored).
 FEEDBACK_QOS = QoSProfile(depth=1000)
@@ -40,36 +46,31 @@ def qos(reliability: str, depth: int) -> QoSProfile:
 
 def declare(node: Node, name: str, default, description: str, *, read_only: bool = False,
             lo: float | None = None, hi: float | None = None):
-    """Declare a parameter with a descriptor (and a range for numbers); return its value.
+    """Declare a parameter with a descriptor (with its range for numbers, which `ros2 param describe` shows);
+    return its value.
 
-    A float parameter also takes an integer (`ros2 param set /guard_node threshold 1`, or `1` in a
-    YAML file): it is declared with dynamic typing and `GuardedNode` checks type and range itself.
+    A float parameter stays a double: a whole number given for it (`ros2 param set /guard_node threshold 1`,
+    or `1` in a YAML file) is taken as that number (`GuardedNode` converts it before the type check).
     """
     desc = ParameterDescriptor(description=description, read_only=read_only)
-    if isinstance(default, float):
-        desc.dynamic_typing = True
-        bounds = (-float("inf") if lo is None else float(lo), float("inf") if hi is None else float(hi))
-        getattr(node, "float_parameters", {})[name] = bounds
-        if lo is not None and hi is not None:
-            desc.description += f" [{lo:g} .. {hi:g}]"
-    elif lo is not None and hi is not None and isinstance(default, int) and not isinstance(default, bool):
-        desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
-    value = node.declare_parameter(name, default, desc).value
-    problem = _float_problem(name, value, getattr(node, "float_parameters", {}))
-    if problem:
-        raise ValueError(problem)
-    return float(value) if isinstance(default, float) else value
+    is_float = isinstance(default, float)
+    if lo is not None and hi is not None:
+        if is_float:
+            desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        elif isinstance(default, int) and not isinstance(default, bool):
+            desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    if is_float:
+        node.float_parameters.add(name)
+        given = node._parameter_overrides.get(name)  # a whole number in a params file or on the command line
+        if given is not None and given.type_ == rclpy.Parameter.Type.INTEGER:
+            node._parameter_overrides[name] = rclpy.Parameter(name, value=float(given.value))
+    return node.declare_parameter(name, default, desc).value
 
 
-def _float_problem(name: str, value, bounds: dict) -> str | None:
-    if name not in bounds:
-        return None
-    lo, hi = bounds[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"{name} must be a number, got {type(value).__name__}"
-    if not lo <= value <= hi:
-        return f"{name} must be in [{lo:g}, {hi:g}], got {value}"
-    return None
+def qos_parameters(p: Parameters, prefix: str, what: str) -> QoSProfile:
+    """The QoS of `what` from its two read-only parameters, `<prefix>_qos_reliability` and `<prefix>_qos_depth`."""
+    return qos(p(f"{prefix}_qos_reliability", f"QoS of {what}: reliable | best_effort", read_only=True),
+               p(f"{prefix}_qos_depth", f"queue depth of {what}", read_only=True, lo=1, hi=100000))
 
 
 class Parameters:
@@ -114,6 +115,8 @@ class Health:
 
     def reject(self, reason: str) -> None:
         self.rejected_inputs[reason] += 1
+
+    last_error = "-"  # the last input refused, with its reason
 
     @property
     def rate_hz(self) -> float:
@@ -163,15 +166,16 @@ class GuardedNode(Node):
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
         self.health = Health()
-        self.float_parameters: dict[str, tuple[float, float]] = {}
-        self.add_on_set_parameters_callback(self._check_float_parameters)
+        self.float_parameters: set[str] = set()
+        self.add_pre_set_parameters_callback(self._whole_numbers_as_floats)
+        #: requests a service queues while the node is busy (a node may set it from a parameter before its services)
+        self.service_queue_depth = SERVICE_QUEUE_DEPTH
 
-    def _check_float_parameters(self, params) -> SetParametersResult:
-        for prm in params:
-            problem = _float_problem(prm.name, prm.value, self.float_parameters)
-            if problem:
-                return SetParametersResult(successful=False, reason=problem)
-        return SetParametersResult(successful=True)
+    def _whole_numbers_as_floats(self, params):
+        """`ros2 param set … threshold 1` sends an integer: a float parameter takes it as 1.0 (its type stays)."""
+        return [rclpy.Parameter(p.name, value=float(p.value))
+                if p.name in self.float_parameters and p.type_ == rclpy.Parameter.Type.INTEGER else p
+                for p in params]
 
     def _guarded(self, where: str, fn, on_error=None):
         @functools.wraps(fn)
@@ -197,11 +201,33 @@ class GuardedNode(Node):
                 response.success, response.message = False, "internal error (logged; see /diagnostics)"
             return response
 
+        depth = getattr(self, "service_queue_depth", SERVICE_QUEUE_DEPTH)  # rclpy's parameter services come first
+        kwargs.setdefault("qos_profile", QoSProfile(depth=depth))  # not rclpy's 10: callers past it wait for ever
         return super().create_service(srv_type, srv_name, self._guarded(f"service {srv_name}", callback, failed),
                                       **kwargs)
 
     def create_timer(self, timer_period_sec, callback, **kwargs):
         return super().create_timer(timer_period_sec, self._guarded("timer", callback), **kwargs)
+
+    def reject_input(self, where: str, exc: Exception) -> None:
+        """A message refused: logged (throttled) and counted (`rejected_input.<where>`); the node goes on."""
+        self.health.reject(where)
+        self.get_logger().warning(f"rejected {where}: {exc}", throttle_duration_sec=1.0)
+        self.health.last_error = f"{where}: {exc}"
+
+    def count_lost(self, what: str) -> SubscriptionEventCallbacks:
+        """Event callbacks for a subscription: what DDS reports lost in transport is counted (`<what>_lost`) and
+        logged, never silent."""
+        def lost(info) -> None:
+            self.health.counts[f"{what}_lost"] += int(info.total_count_change)
+            self.get_logger().warning(f"{info.total_count_change} {what} message(s) lost in transport",
+                                      throttle_duration_sec=1.0)
+        return SubscriptionEventCallbacks(message_lost=lost)
+
+    def create_health_timer(self, period: float, callback):
+        """A timer on the steady clock: /diagnostics keeps coming with `use_sim_time` and no /clock (or a paused
+        one), when a ROS-time timer would never fire."""
+        return self.create_timer(period, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def diagnostics(self, suffix: str, hardware_id: str, level: bytes, message: str, extra: dict) -> DiagnosticArray:
         """This node's /diagnostics message, named "<node>: <suffix>", stamped now."""
@@ -258,3 +284,32 @@ def run_node(node_cls, args=None) -> int:
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def declare_settings(p: Parameters, config_cls, read_only: bool = False) -> dict:
+    """Declare a core config's settings (`core.validation.setting` fields) as parameters, with the description
+    and range written there; returns {field: value}."""
+    from dataclasses import fields
+
+    out = {}
+    for f in fields(config_cls):
+        if "help" in f.metadata:
+            lo_hi = f.metadata["range"]
+            out[f.name] = p(f.metadata["param"], f.metadata["help"], read_only=read_only,
+                            **({} if lo_hi is None else {"lo": lo_hi[0], "hi": lo_hi[1]}))
+    return out
+
+
+def ros_home() -> Path:
+    """ROS's folder for a node's files: `$ROS_HOME`, else `~/.ros` (the convention rclcpp's logging follows)."""
+    return Path(os.environ.get("ROS_HOME") or Path.home() / ".ros").expanduser()
+
+
+def resolve_model_path(text: str) -> str | None:
+    """A `model_path` parameter as a path: empty → None (nothing saved); relative → under
+    `$ROS_HOME/icub_guard/` (never the directory a launch happened to start in); absolute → as given."""
+    text = str(text).strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    return str(path if path.is_absolute() else ros_home() / "icub_guard" / path)

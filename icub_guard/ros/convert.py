@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 
+import cv2
 import numpy as np
 from sensor_msgs.msg import Image
 
@@ -77,3 +78,14 @@ def rgb_to_image(rgb: np.ndarray, stamp=None, frame_id: str = "") -> Image:
         msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     return msg
+
+
+def draw_decision(rgb: np.ndarray, roi: tuple[int, int, int, int], decision) -> np.ndarray:
+    """The debug image: the ROI boxed (green accepted, red rejected) with the label and the top score."""
+    img, d = rgb.copy(), decision
+    x, y, w, h = roi
+    color = (0, 200, 0) if d.accepted else (230, 40, 40)
+    cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), color, 1)
+    top = max(d.scores.values()) if d.scores else float("nan")
+    cv2.putText(img, f"{d.label} {top:.2f}", (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, color, 1)
+    return img

@@ -16,8 +16,8 @@ import numpy as np
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 
-from ..core.datasets import IMAGE_SUFFIXES, SPLIT_STREAMS
-from ..core.sim import TabletopSim, simworld_objects
+from ..sim.datasets import IMAGE_SUFFIXES, SPLIT_STREAMS
+from ..sim.world import TabletopSim, simworld_objects
 from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
 from .convert import rgb_to_image
 

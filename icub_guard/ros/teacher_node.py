@@ -29,8 +29,10 @@ from std_msgs.msg import String
 
 from ..core import jsonio
 from ..core.errors import InputError
-from ..core.session import GroundTruth, make_teacher
+from ..core.rules import Reason
 from ..core.validation import check_teacher
+from ..sim.teachers import make_teacher
+from ..sim.truth import GroundTruth
 from .common import EVENT_QOS, FEEDBACK_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
 
 MODES = ("oracle", "interactive", "malicious", "strategic")
@@ -58,12 +60,8 @@ class TeacherNode(GuardedNode):
             self.create_subscription(String, "decision", self.on_decision, EVENT_QOS)
         self.console_lock = threading.Lock()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
-        self.create_timer(1.0, self.publish_diagnostics)
+        self.create_health_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(f"teacher ready ({self.mode})")
-
-    def _rejected(self, where: str, exc: Exception) -> None:
-        self.health.reject(where)
-        self.get_logger().warning(f"ignored malformed {where}: {exc}", throttle_duration_sec=5.0)
 
     def on_truth(self, msg: String) -> None:
         try:
@@ -71,7 +69,7 @@ class TeacherNode(GuardedNode):
             label = jsonio.get(body, "label", str)
             self.truth.add(jsonio.get(body, "stamp", dict), label)
         except InputError as exc:
-            self._rejected("ground_truth", exc)
+            self.reject_input("ground_truth", exc)
             return
         self.policy.observe_label(label)
 
@@ -86,7 +84,7 @@ class TeacherNode(GuardedNode):
             top = [(str(t[0]), float(t[1])) for t in q.get("top") or []
                    if isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and isinstance(t[1], int | float)]
         except InputError as exc:
-            self._rejected("query", exc)
+            self.reject_input("query", exc)
             return
         if self.mode == "interactive":
             threading.Thread(target=self._ask_person, args=(q,), daemon=True).start()
@@ -106,7 +104,7 @@ class TeacherNode(GuardedNode):
             asked = jsonio.get(d, "query_id", (int, type(None)), required=False) is not None
             truth = self.truth.get(jsonio.get(d, "stamp", dict))
         except InputError as exc:
-            self._rejected("decision", exc)
+            self.reject_input("decision", exc)
             return
         correction = self.policy.review(accepted, label, truth, asked=asked)
         if correction is not None:
@@ -122,7 +120,7 @@ class TeacherNode(GuardedNode):
         shown = ", ".join(f"{t[0]} ({t[1]:.2f})" for t in top
                           if isinstance(t, list) and len(t) == 2 and isinstance(t[1], int | float))
         with self.console_lock:
-            if q.get("reason") == "confirm":
+            if q.get("reason") == Reason.CONFIRM:
                 print(f"\n[query {q['query_id']}] the robot asks back: is this {q.get('label')!r}? "
                       f"(taught by {q.get('teacher')!r}). Top guesses: {shown or '-'}")
             else:

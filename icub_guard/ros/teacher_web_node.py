@@ -81,7 +81,7 @@ class TeacherWebNode(GuardedNode):
         self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, EVENT_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
-        self.create_timer(1.0, self.publish_diagnostics)
+        self.create_health_timer(1.0, self.publish_diagnostics)
         self.create_timer(5.0, lambda: self.server.call(self.hub.expire))
         self.get_logger().info(f"teacher page: {self.url}")
 
@@ -106,10 +106,6 @@ class TeacherWebNode(GuardedNode):
         return super().destroy_node()
 
     # ---------------------------------------------------------- from ROS
-    def _rejected(self, where: str, exc: Exception) -> None:
-        self.health.reject(where)
-        self.get_logger().warning(f"ignored malformed {where}: {exc}", throttle_duration_sec=5.0)
-
     def _jpeg(self, msg: Image) -> bytes:
         rgb = image_to_rgb(msg)
         ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(self.jpeg_quality)])
@@ -124,7 +120,7 @@ class TeacherWebNode(GuardedNode):
         try:
             jpeg = self._jpeg(msg)
         except InputError as exc:
-            self._rejected("debug_image", exc)
+            self.reject_input("debug_image", exc)
             return
         self.last_frame = now
         self.health.frame(1e3 * (time.monotonic() - now))
@@ -137,7 +133,7 @@ class TeacherWebNode(GuardedNode):
                 raise InputError("not a JSON object")
             return body
         except InputError as exc:
-            self._rejected(where, exc)
+            self.reject_input(where, exc)
             return None
 
     def on_decision(self, msg: String) -> None:
@@ -150,7 +146,7 @@ class TeacherWebNode(GuardedNode):
         if q is None:
             return
         if not isinstance(q.get("query_id"), int):
-            self._rejected("query", InputError("no whole-number query_id"))
+            self.reject_input("query", InputError("no whole-number query_id"))
             return
         self.server.call(self.hub.on_query, q)
 
@@ -158,7 +154,7 @@ class TeacherWebNode(GuardedNode):
         try:
             url = "data:image/jpeg;base64," + base64.b64encode(self._jpeg(msg)).decode()
         except InputError as exc:
-            self._rejected("query_image", exc)
+            self.reject_input("query_image", exc)
             return
         stamp = {"sec": int(msg.header.stamp.sec), "nanosec": int(msg.header.stamp.nanosec)}
         self.server.call(self.hub.on_crop, stamp, url)

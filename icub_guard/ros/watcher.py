@@ -16,7 +16,7 @@ from std_srvs.srv import SetBool
 
 from ..core import jsonio
 from ..core.errors import InputError
-from ..core.session import GroundTruth, Tally
+from ..sim.truth import GroundTruth, Tally
 from .common import EVENT_QOS
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .roi import crop
-from .sim import TabletopSim, simworld_objects
-from .validation import check_label
+from ..core.errors import InputError
+from ..core.roi import crop, square_roi
+from ..core.validation import check_label
+from .world import TabletopSim, simworld_objects
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,6 @@ class Dataset:
     def subset(self, idx) -> Dataset:
         return Dataset(self.images[idx], self.labels[idx], self.name)
 
-
-def square_roi(roi: tuple[int, int, int, int], margin: float = 0.2) -> tuple[int, int, int, int]:
-    """A square box around `roi`, `margin` larger on each side (context helps features)."""
-    x, y, w, h = roi
-    side = round(max(w, h) * (1 + 2 * margin))
-    return (x + w // 2 - side // 2, y + h // 2 - side // 2, side, side)
 
 
 def simworld(variant: str = "7", split: str = "train", n_per_class: int = 100, crop_size: int = 64,

@@ -1,11 +1,11 @@
-"""The teaching loop in one process: a simulated camera, the teaching session, a simulated teacher.
+"""The teaching loop in one process: a simulated camera, the guard, simulated teachers.
 
-The robot starts knowing nothing. Each frame it recognises the object in the
-ROI; the `TeachingSession` decides whether to ask (on its clock, which here is
-frame time at the camera's rate, so the rate limit means what it means on the
-robot), and the teacher answers questions and corrects accepted mistakes, as a
-person watching the iCub would. This is the ROS demo's protocol without ROS:
-the same session, the same teacher classes, the same defaults (config/*.yaml).
+The robot starts knowing nothing. Each frame the `Guard` judges the object in the
+ROI (classifier, reject option, defences) and decides whether to ask (on its clock,
+which here is frame time at the camera's rate, so the rate limit means what it means
+on the robot); the teacher answers questions and corrects accepted mistakes, as a
+person watching the iCub would. This is the ROS demo's runtime without ROS: the same
+`Guard` the guard node drives, the same teacher classes, the same defaults (config/*.yaml).
 
 Correction matters: a reject-only loop stalls as soon as two classes are known,
 because a two-class one-vs-all SVM scores any new object above 0 for one of them.
@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.guard import Guard
+from ..core.recognizer import Recognizer
+from ..core.session import Feedback
 from ..defaults import node_defaults
 from .datasets import SPLIT_STREAMS
-from .recognizer import Recognizer
-from .session import Feedback, OracleTeacher, SessionConfig, Tally, TeachingSession
-from .sim import TabletopSim, simworld_objects
+from .teachers import OracleTeacher
+from .truth import Tally
+from .world import TabletopSim, simworld_objects
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,10 @@ class StreamStats:
 
 @dataclass
 class LiveFrame:
-    """One frame of a teaching stream: its features, the truth, its round and the extraction time."""
+    """One frame of a teaching stream: its crop and features, the truth, its round and the extraction time
+    (features are extracted once, so a stream can be replayed through many guards)."""
 
+    crop: np.ndarray  # S×S×3 uint8
     features: np.ndarray  # 1×D
     truth: str
     round: int
@@ -76,7 +81,7 @@ def render_stream(rec: Recognizer, variant: str = "7", rounds: int = 3, frames_p
                     t0 = time.perf_counter()
                     crop, _ = rec.crop(frame.image, frame.roi)
                     feats = rec.features(crop)
-                    yield LiveFrame(feats, frame.label, r, 1e3 * (time.perf_counter() - t0))
+                    yield LiveFrame(crop, feats, frame.label, r, 1e3 * (time.perf_counter() - t0))
 
 
 class Classroom:
@@ -96,10 +101,10 @@ class Classroom:
         return self.teachers[int(self.rng.integers(len(self.teachers)))]
 
 
-def teach(session: TeachingSession, frames: Iterable[LiveFrame], teachers: Sequence[OracleTeacher],
+def teach(guard: Guard, frames: Iterable[LiveFrame], teachers: Sequence[OracleTeacher],
           seed: int = 0, rate: float | None = None, on_frame: Callable[[StreamStats], None] | None = None,
           after_round: Callable[[int], None] | None = None) -> dict:
-    """Run the protocol over a stream: the session decides, the teachers answer, confirm and correct.
+    """Run the guard over a stream: it decides (defences included), the teachers answer, confirm and correct.
 
     The session's clock is frame time at `rate` frames a second (default: the
     camera's). Returns per-round stats, the total, the session's counts and the
@@ -108,6 +113,7 @@ def teach(session: TeachingSession, frames: Iterable[LiveFrame], teachers: Seque
     learned after asking back differs from the one first given; `asked_back`).
     """
     rate = float(rate or node_defaults("sim_camera.yaml")["rate"])
+    session = guard.session
     clock = [0.0]
     session.clock = lambda: clock[0]
     room = Classroom(teachers, seed)
@@ -124,7 +130,7 @@ def teach(session: TeachingSession, frames: Iterable[LiveFrame], teachers: Seque
         current = f.round
         clock[0] = n / rate
         t0 = time.perf_counter()
-        step = session.observe(f.features)
+        step = guard.judge(f.crop, f.features).step
         ms = f.extract_ms + 1e3 * (time.perf_counter() - t0)
         d = step.decision
         teacher = room.pick()
@@ -137,16 +143,16 @@ def teach(session: TeachingSession, frames: Iterable[LiveFrame], teachers: Seque
             s.corrections += correction is not None
         out = None
         if answer is not None:
-            out = session.feedback(Feedback(answer, query_id=step.query.query_id, teacher=teacher.name))
+            out = guard.feedback(Feedback(answer, query_id=step.query.query_id, teacher=teacher.name))
         elif correction is not None:
-            out = session.feedback(Feedback(correction, decision_id=step.decision_id, teacher=teacher.name))
+            out = guard.feedback(Feedback(correction, decision_id=step.decision_id, teacher=teacher.name))
         first = out
         while out is not None and out.query is not None:  # a label held: the confirm question, answered
             who = room.pick(out.query.ask)  # a confirm question, about this frame
             reply = who.answer(f.truth, d.top(3))
             for s in (stats, total):
                 s.queries += 1
-            out = session.feedback(Feedback(reply, query_id=out.query.query_id, teacher=who.name))
+            out = guard.feedback(Feedback(reply, query_id=out.query.query_id, teacher=who.name))
         if out is not None:  # the label's fate, against the truth (a label asked back counts once)
             given = "right" if first.label == f.truth else "lie"
             labels[f"{given}_{out.action}" + ("" if out.action == "refused" or out.label == first.label
@@ -162,15 +168,14 @@ def teach(session: TeachingSession, frames: Iterable[LiveFrame], teachers: Seque
     return {"rounds": per_round, "total": total.summary(), "session": dict(session.counts), "labels": dict(labels)}
 
 
-def teach_from_stream(rec: Recognizer, variant: str = "7", rounds: int = 3, frames_per_object: int = 8,
+def teach_from_stream(guard: Guard, variant: str = "7", rounds: int = 3, frames_per_object: int = 8,
                       seed: int = 0, on_frame: Callable[[StreamStats], None] | None = None,
-                      config: SessionConfig | None = None, teacher: OracleTeacher | None = None,
-                      rate: float | None = None) -> dict:
-    """The in-process demo: a fresh session, a rendered stream (`render_stream`), one teacher (an oracle).
+                      teacher: OracleTeacher | None = None, rate: float | None = None) -> dict:
+    """The in-process demo: a rendered stream (`render_stream`) through `guard`, one teacher (an oracle).
 
-    `config` defaults to the guard's (config/guard.yaml), `rate` (frames per
-    second of the session's clock) to the camera's (config/sim_camera.yaml).
+    `rate` (frames per second of the session's clock) defaults to the camera's (config/sim_camera.yaml).
     """
-    session = TeachingSession(rec, config or SessionConfig.defaults())
-    frames = render_stream(rec, variant, rounds, frames_per_object, seed)
-    return teach(session, frames, [teacher or OracleTeacher()], seed, rate, on_frame)
+    frames = render_stream(guard.rec, variant, rounds, frames_per_object, seed)
+    out = teach(guard, frames, [teacher or OracleTeacher()], seed, rate, on_frame)
+    out["defences"] = list(guard.defences.specs)
+    return out

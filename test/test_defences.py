@@ -400,7 +400,9 @@ def test_bu_scores_the_spread_of_the_classifiers_scores_under_dropout(guard):
         assert torch.allclose(a, expected.to(a.dtype), atol=1e-9)
     decided = pipe.decide(guard["x"])
     assert all("bu" in d.stage_scores for d in decided)
-    assert pipe.decide(guard["x"])[0].stage_scores == decided[0].stage_scores  # a decision is reproducible
+    assert pipe.decide(guard["x"])[0].stage_scores != decided[0].stage_scores  # fresh masks for every decision
+    pipe.fresh_noise = False  # an evaluation's common random numbers: a decision is reproducible
+    assert pipe.decide(guard["x"])[0].stage_scores == pipe.decide(guard["x"])[0].stage_scores
 
 
 def test_adversarial_augmentation_learns_the_attacked_crop_under_the_same_label_and_decision(trained, data7):
@@ -432,3 +434,82 @@ def test_adversarial_augmentation_learns_the_attacked_crop_under_the_same_label_
     step = plain.judge(crop)
     assert not plain.feedback(f'{{"decision_id": {step.decision_id}, "label": "{label}"}}').augmented
     assert trained.n_examples == n + 1
+
+
+class _NoiseRecorder(torch.nn.Module):
+    """A base guard for smoothing that keeps the noisy crops it is given; its class is the sign of their mean
+    offset from mid-grey, so its votes follow the noise."""
+
+    def __init__(self):
+        super().__init__()
+        self.classes, self.reject, self.seen = ["a", "b"], False, []
+        self.register_buffer("thresholds", torch.zeros(2))
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        d = (x - 128.0).flatten(1).mean(1)
+        return torch.stack([d, -d], 1)
+
+
+def test_smoothing_draws_fresh_noise_for_every_decision():
+    """Restarting the stream per decision gave every frame the same draws, which an attacker knowing the seed
+    optimises against: two decisions on the same crop must see different noise (an evaluation's pipeline, with
+    common random numbers, sees the same)."""
+    x = torch.full((2, 8, 8, 3), 128.0)
+    m = _NoiseRecorder()
+    pipe = DefencePipeline(m, [make_defence("smoothing:sigma=4:n0=4:n=16:alpha=0.05", seed=3)])
+    pipe.decide(x)
+    first, m.seen = torch.cat(m.seen), []
+    pipe.decide(x)
+    second = torch.cat(m.seen)
+    assert first.shape == second.shape and not torch.equal(first, second)
+    sm = pipe.smoothing
+    a = sm._counts(m, x, 64)
+    assert a.sum() == 2 * 64 and not np.array_equal(a, sm._counts(m, x, 64))  # different votes too
+    m.seen = []
+    crn = DefencePipeline(m, [make_defence("smoothing:sigma=4:n0=4:n=16:alpha=0.05", seed=3)], fresh_noise=False)
+    crn.decide(x)
+    first, m.seen = torch.cat(m.seen), []
+    crn.decide(x)
+    assert torch.equal(first, torch.cat(m.seen))
+
+
+def test_smoothing_with_the_same_seed_repeats_the_same_sequence_of_decisions():
+    x = torch.full((2, 8, 8, 3), 128.0)
+
+    def run(seed):
+        m = _NoiseRecorder()
+        pipe = DefencePipeline(m, [make_defence("smoothing:sigma=4:n0=4:n=16:alpha=0.05", seed=seed)])
+        decisions = [[(d.label, d.reason, d.radius) for d in pipe.decide(x)] for _ in range(3)]
+        return decisions, torch.cat(m.seen)
+
+    (da, na), (db, nb), (_, nc) = run(7), run(7), run(8)
+    assert da == db and torch.equal(na, nb)
+    assert not torch.equal(na, nc)
+
+
+def test_smoothing_certifies_cohens_radius_for_its_counts(monkeypatch):
+    """Cohen et al.'s CERTIFY: the n0 votes choose the class, the n votes bound its probability from below
+    (one-sided Clopper–Pearson, here solved from the binomial tail itself), R = σ·Φ⁻¹(p_A) above 1/2."""
+    from types import SimpleNamespace
+
+    from scipy.optimize import brentq
+    from scipy.stats import binom, norm
+
+    sigma, n, alpha = 25.0, 100, 0.001
+    sm = make_defence(f"smoothing:sigma={sigma}:n0=10:n={n}:alpha={alpha}")
+    choose = np.array([[0, 10, 0], [9, 1, 0], [0, 0, 10], [6, 4, 0]])  # class 1, class 0, rejected, class 0
+    estimate = np.array([[1, 99, 0], [60, 40, 0], [0, 5, 95], [90, 10, 0]])
+    calls = iter([choose, estimate])
+    monkeypatch.setattr(sm, "_counts", lambda model, x, num: next(calls))
+    label, radius, reasons = sm.certify(SimpleNamespace(classes=["a", "b"]), torch.zeros(4, 1, 1, 3))
+
+    def lower(k):  # the p at which k or more of n votes has probability alpha
+        return brentq(lambda p: binom.sf(k - 1, n, p) - alpha, 1e-12, 1 - 1e-12, xtol=1e-14)
+
+    assert lower(60) < 0.5 < lower(90)
+    assert label.tolist() == [1, -1, -1, 0]
+    assert reasons == ["accepted", "not_certified", "below_threshold", "accepted"]
+    assert radius[0] == pytest.approx(sigma * norm.ppf(lower(99)), rel=1e-6)
+    assert radius[3] == pytest.approx(sigma * norm.ppf(lower(90)), rel=1e-6)
+    assert radius[1] == radius[2] == 0

@@ -47,6 +47,7 @@ class GuardConfig:
     model_path: str | None = None  # loaded at start, saved to; its label journal lies beside it
     autosave: bool = False  # a snapshot in the background after every change (the journal holds the label first)
     recover_journal: bool = False  # start from a damaged journal: kept aside, every record that verifies recovered
+    defence_seed: int | None = None  # randomised defences' noise: None, from the OS (unknowable); an int: repeatable
 
 
 @dataclass
@@ -92,9 +93,9 @@ class Guard:
         self.session = TeachingSession(recognizer, cfg.session, clock=clock, journal=journal,
                                        screening=cfg.screening)
         specs = parse_specs(cfg.defences) if isinstance(cfg.defences, str) else list(cfg.defences)
-        self.defences = OnlineDefences(specs, seed=recognizer.config.seed)
+        self.defences = OnlineDefences(specs, seed=cfg.defence_seed)
         self._make_defences = lambda s: OnlineDefences(parse_specs(s) if isinstance(s, str) else list(s),
-                                                       seed=recognizer.config.seed)
+                                                       seed=cfg.defence_seed)
         self.problem: str | None = None  # the last durability problem (the journal or a save), for diagnostics
         self.notes = list(recognizer.notes)  # why it is degraded (e.g. random backbone weights)
         self.saves = 0  # saves asked for (`save`); background ones are `saver.saves`

@@ -51,10 +51,15 @@ def check_specs(specs) -> list[str]:
 
 
 class OnlineDefences:
-    def __init__(self, specs=(), seed: int = 0):
+    """The guard's defences over its current model. `seed`: None (the default) seeds the randomised defences from
+    the OS's entropy, so no one can know their noise; an int makes a run reproducible (tests, evaluations).
+    Each rebuild after an update takes the next seed of one sequence: the noise never restarts."""
+
+    def __init__(self, specs=(), seed: int | None = None):
         self.specs = check_specs(specs)
         self.seed = seed
-        built = [make_defence(s, seed=seed) for s in self.specs]
+        self._seeds = np.random.SeedSequence(seed)
+        built = [make_defence(s) for s in self.specs]
         #: adversarial augmentation, if listed: it shapes what is learned, not the decisions
         self.augment = next((d for d in built if d.stage == "train"), None)
         self.decides = any(d.stage != "train" for d in built)
@@ -68,7 +73,8 @@ class OnlineDefences:
     def _pipeline(self, rec) -> DefencePipeline:
         model = rec.guard_model()  # rebuilt by the recogniser only after an update
         if model is not self._model:
-            pipe = DefencePipeline(model, [make_defence(s, seed=self.seed) for s in self.specs])
+            seed = int(self._seeds.spawn(1)[0].generate_state(1)[0] >> 1)  # a defence takes 31 bits
+            pipe = DefencePipeline(model, [make_defence(s, seed=seed) for s in self.specs])
             if pipe.detectors:
                 X, y, _ = rec.examples()
                 f = torch.from_numpy(np.asarray(X, np.float64)).to(model.thresholds.device)
@@ -87,7 +93,7 @@ class OnlineDefences:
             return
         names = np.asarray(rec.classes, dtype=object)[y]
         cv = StratifiedKFold(max(2, min(HELD_OUT_FOLDS, int(np.bincount(y).min()))), shuffle=True,
-                             random_state=self.seed)
+                             random_state=0)  # which fold holds what: no secret
         try:
             s = cross_val_predict(clone(rec.classifier), X, names, cv=cv, method="decision_function")
             s = torch.from_numpy(np.asarray(s, np.float64)).to(f.device)

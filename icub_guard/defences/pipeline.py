@@ -42,7 +42,11 @@ def compose(defences: list[Defence]) -> tuple[list[Defence], list[Defence], Rand
 
 
 class DefencePipeline:
-    def __init__(self, model: torch.nn.Module, defences: list[Defence]):
+    def __init__(self, model: torch.nn.Module, defences: list[Defence], fresh_noise: bool = True):
+        """`fresh_noise`: randomised defences draw new noise for every decision (a robot: the draws an attacker
+        optimised against are not the ones that judge); False restarts their streams before each decision, so
+        an evaluation judges every attack's crops with the same draws (common random numbers)."""
+        self.fresh_noise = fresh_noise
         self.training, deciding, self.smoothing = compose(defences)
         self.model, self.defences = model, deciding
         self.defended = None if self.smoothing else DefendedModel(model, self.defences)
@@ -87,11 +91,13 @@ class DefencePipeline:
         """Decisions on crops `x`; with no transforms, `feats` (the crops' features, already computed) spare a
         second forward through the network."""
         if self.smoothing is not None:
-            self.smoothing.reseed()
+            if not self.fresh_noise:
+                self.smoothing.reseed()
             label, radius, reasons = self.smoothing.certify(self.model, x)
             return [DefendedDecision(int(c), r, {"radius": float(rad)}, float(rad))
                     for c, rad, r in zip(label, radius, reasons, strict=True)]
-        self.defended.reseed()
+        if not self.fresh_noise:
+            self.defended.reseed()
         with torch.no_grad():
             if feats is not None and not self.defended.transforms:
                 s = self.model.head(feats)

@@ -6,6 +6,10 @@ probability — only if the one-sided Clopper–Pearson lower bound p_A at confi
 1/2; then no l2 perturbation smaller than R = σ·Φ⁻¹(p_A) can change that prediction. Otherwise it
 abstains (`not_certified`). A chosen class that is the base's "unknown" is an honest rejection
 (`below_threshold`). Samples are batched (`batch` noisy crops per forward).
+
+The noise comes from one stream per instance, seeded at construction and never restarted: every
+decision draws fresh noise (a stream restarted per decision gives every frame the same draws, which an
+attacker who knows the seed can optimise against), and the same seed with the same calls repeats a run.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class RandomizedSmoothing(Defence):
         self._gen = torch.Generator(device="cpu").manual_seed(seed)
 
     def reseed(self) -> None:
+        """Start the noise stream again (a pipeline judging with common random numbers does, before each
+        decision; the online guard does not: fresh noise for every frame)."""
         self._gen.manual_seed(self.seed)
 
     def _counts(self, model, x: torch.Tensor, num: int) -> np.ndarray:

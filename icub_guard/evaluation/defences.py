@@ -191,7 +191,7 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
     t = time.perf_counter()
     plain = PaperAttack(base, eps=None, norm=cfg.norm, steps=cfg.steps, reject_aware=True, precision=precision)
     attacked = _images(plain.sweep(x, y_t, nonzero), x, d_grid)
-    undefended_pipe = DefencePipeline(base, [])
+    undefended_pipe = DefencePipeline(base, [], fresh_noise=False)
     base_labels = [undefended_pipe.labels(im) for im in attacked]
     undefended = {"accuracy": [_accuracy(lab, y) for lab in base_labels],
                   "rejected": [float(np.mean(lab == rules.REJECTED)) for lab in base_labels]}
@@ -211,7 +211,7 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
                 np.vstack([F_tr, F_adv]), np.concatenate([train.labels, train.labels]))
             clf_a.calibrate(F_val, val.labels, cfg.false_reject)
             model = GuardModel.from_classifier(extractor, clf_a)
-        pipe = DefencePipeline(model, defences)
+        pipe = DefencePipeline(model, defences, fresh_noise=False)  # every attack judged with the same draws
         pipe.fit(f_tr, y_tr, f_val, y_val)
         clean = pipe.labels(x)
         non_adaptive = [pipe.labels(im) for im in attacked]

@@ -7,7 +7,10 @@ both wall times, their ratio (target: at least 5), every curve, and checks that 
 attacked classifier's own curve (svm, svm-rbf, the adaptive svm-adv+5%; error-generic and
 -specific), and on the reject-blind rows (svm-adv, svm-adv+5% judged on SVM-RBF's crops, which the
 fast run's deeper steps take as deep as a sweep), the fast curve is never above Algorithm 1's by
-more than one crop. Runs ~8 min on 2 CPU cores; `--device cuda` on a GPU.
+more than one crop. Then the default once more without its ensemble (`ensemble_steps=0`: the curves
+before APGD-CE and APGD-T joined): the ensemble may cost at most 1.5× that run, and its curves are never
+above it. Runs ~15 min on 2 CPU cores (`--no-algorithm1`: the ensemble's comparison alone);
+`--device cuda` on a GPU.
 """
 
 from __future__ import annotations
@@ -29,13 +32,34 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--input-size", type=int, default=224)
+    ap.add_argument("--no-algorithm1", action="store_true", help="only the ensemble vs the default without it")
     a = ap.parse_args()
     runs = {}
-    for attack in ("algorithm1", "auto"):
+    for name, attack, ensemble in (("algorithm1", "algorithm1", 0), ("auto", "auto", EvalConfig.ensemble_steps),
+                                   ("no_ensemble", "auto", 0)):
+        if name == "algorithm1" and a.no_algorithm1:
+            continue
         cfg = EvalConfig(n_test=a.n_test, device=a.device, input_size=a.input_size, attack=attack,
-                         precision="float32" if attack == "algorithm1" else "auto")  # before: float32
-        runs[attack] = run_security_evaluation(cfg, progress=lambda msg: None)
-    slow, fast = runs["algorithm1"], runs["auto"]
+                         precision="float32" if attack == "algorithm1" else "auto",  # before: float32
+                         ensemble_steps=ensemble)
+        runs[name] = run_security_evaluation(cfg, progress=lambda msg: None)
+    fast, bare = runs["auto"], runs["no_ensemble"]
+    ensemble_above = {f"{c.key.mode}/{c.key.label}": [round(x - y, 3) for x, y in zip(
+        c.accuracy, bare.curve(c.key.classifier, c.key.mode, c.key.adaptive).accuracy, strict=True)]
+        for c in fast.curves}
+    ensemble = {"seconds": fast.timing["total_s"], "without_seconds": bare.timing["total_s"],
+                "ratio": fast.timing["total_s"] / bare.timing["total_s"], "members": fast.attack.get("ensemble"),
+                "minus_without": ensemble_above,
+                "checks": {"at_most_1.5x_the_default_without_it":
+                           "PASS" if fast.timing["total_s"] <= 1.5 * bare.timing["total_s"] else "FAIL",
+                           "never_above_the_default_without_it":
+                           "PASS" if all(v <= 1e-9 for d in ensemble_above.values() for v in d) else "FAIL"}}
+    if a.no_algorithm1:
+        print(json.dumps({"bench": "evaluate_ensemble", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                          "device": str(resolve_device(a.device)), "load_after": os.getloadavg(),
+                          "crops": a.n_test * 7, "ensemble": ensemble}, indent=2))
+        return
+    slow = runs["algorithm1"]
     n = a.n_test * 7  # SimWorld7: seven classes
     def minus_algorithm1(curves) -> dict[str, list[float]]:
         out = {}
@@ -60,7 +84,7 @@ def main() -> None:
         "algorithm1": {"seconds": slow.timing["total_s"], "timing": slow.timing, "accuracy": slow.accuracy},
         "fast": {"seconds": fast.timing["total_s"], "timing": fast.timing, "accuracy": fast.accuracy,
                  "attack": fast.attack},
-        "speedup": slow.timing["total_s"] / fast.timing["total_s"],
+        "speedup": slow.timing["total_s"] / fast.timing["total_s"], "ensemble": ensemble,
         "fast_minus_algorithm1_on_attacked_curves": {k: [round(v, 3) for v in d] for k, d in above.items()},
         "fast_minus_algorithm1_on_reject_blind_rows": {k: [round(v, 3) for v in d] for k, d in blind.items()},
         "sanity_fail": {"algorithm1": [c["check"] for c in slow.sanity if not c["passed"]],

@@ -110,6 +110,7 @@ def test_l1_projection_is_the_euclidean_projection(rng):
 
 
 ALL = sorted(ATTACKS)
+BUDGET = {"apgd": {"eps": 300.0}, "apgd-t": {"eps": 300.0}}  # attacks that need one
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -117,7 +118,7 @@ def test_every_attack_respects_its_constraints(small, name):
     models, x, y = small
     eps = {"fgsm": 8.0, "bim": 8.0}.get(name, 300.0)
     mask = rect_mask((32, 32), (8, 8, 16, 16))
-    kwargs = {"steps": 3} if name in ("paper", "bim", "pgd", "deepfool", "cw", "fooling") else {}
+    kwargs = {"steps": 3} if name in ("paper", "bim", "pgd", "deepfool", "cw", "fooling", "apgd", "apgd-t") else {}
     if name == "cw":
         kwargs["search_steps"] = 1
     if name not in ("fooling",):
@@ -322,7 +323,7 @@ def test_every_attack_can_be_interrupted(small, name):
 
     models, x, y = small
     params = {"fooling": {"steps": 50}, "cw": {"steps": 50, "search_steps": 2}}.get(name, {})
-    atk = make_attack(name, models["svm-rbf"], **params)
+    atk = make_attack(name, models["svm-rbf"], **params, **BUDGET.get(name, {}))
     single = name in ("negative", "noise", "fgsm", "fgv")  # one forward pass in all
     calls = []
     atk.should_stop = lambda: calls.append(1) or len(calls) > (0 if single else 1)  # multi-pass: stop mid-run
@@ -338,11 +339,11 @@ def test_attacks_refuse_norms_and_arguments_they_do_not_support(small, name):
     cls = ATTACKS[name]
     for norm in {"l1", "l2", "linf"} - set(cls.norms):
         with pytest.raises(ValueError, match="supports the norm"):
-            make_attack(name, models["svm-rbf"], norm=norm)
+            make_attack(name, models["svm-rbf"], norm=norm, **BUDGET.get(name, {}))
     for norm in cls.norms:
-        assert make_attack(name, models["svm-rbf"], norm=norm).norm == norm
+        assert make_attack(name, models["svm-rbf"], norm=norm, **BUDGET.get(name, {})).norm == norm
     with pytest.raises(TypeError):
-        make_attack(name, models["svm-rbf"], bogus=1)
+        make_attack(name, models["svm-rbf"], bogus=1, **BUDGET.get(name, {}))
 
 
 def test_fixed_norm_attacks_and_their_defaults(small):
@@ -397,3 +398,58 @@ def test_quantize_moves_back_only_what_the_budget_needs():
     assert torch.equal(quantize(x0 + 0.7, x0, None, "l2"), x0 + 1)
     with pytest.raises(ValueError, match="integer"):
         quantize(x0 + delta, x0 + 0.5, eps, "l2")
+
+
+# --------------------------------------------------------------------- APGD
+
+
+def test_apgd_checkpoints_are_the_papers():
+    from icub_guard.attacks.apgd import checkpoints
+
+    assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]  # p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)
+
+
+def test_apgd_refuses_what_it_does_not_support(small):
+    from icub_guard.attacks.apgd import APGD, APGDT
+
+    m = small[0]["svm-rbf"]
+    for kw, why in (({"eps": None}, "budget"), ({"eps": 0.0}, "budget"), ({"eps": 1.0, "loss": "hinge"}, "loss"),
+                    ({"eps": 1.0, "steps": 0}, "steps"), ({"eps": 1.0, "rho": 1.5}, "rho"),
+                    ({"eps": 1.0, "norm": "l0"}, "norm")):
+        with pytest.raises(ValueError, match=why):
+            APGD(m, **kw)
+    with pytest.raises(ValueError, match="steps"):
+        APGDT(m, eps=1.0, n_targets=0)
+    with pytest.raises(TypeError):
+        APGD(m, eps=1.0, step_size=3)
+
+
+@pytest.mark.parametrize("norm,eps", [("l2", 300.0), ("linf", 6.0), ("l1", 3000.0)])
+def test_apgd_stays_in_budget_and_beats_pgd_with_the_same_steps(small, norm, eps):
+    from icub_guard.attacks.apgd import APGD, APGDT
+
+    models, x, y = small
+    m = models["svm-rbf"]
+    pgd = make_attack("pgd", m, eps=eps, norm=norm, steps=10)(x, y)
+    for attack in (APGD(m, eps=eps, norm=norm, steps=10), APGD(m, eps=eps, norm=norm, steps=10, loss="dlr"),
+                   APGDT(m, eps=eps, norm=norm, steps=10, n_targets=2)):
+        r = attack(x, y)
+        assert bool((r.norms[norm] <= eps * (1 + 1e-5) + 1e-4).all()) and r.x_adv.min() >= 0 and r.x_adv.max() <= 255
+        assert r.success_rate >= pgd.success_rate - 1 / len(y) - 1e-6, (attack.name, attack.loss, norm)  # a crop
+        with torch.no_grad():
+            assert torch.equal(r.success, m(r.x_adv).argmax(1) != y)  # success as the model judges it
+    assert APGD(m, eps=eps, norm=norm, steps=10)(x, y).success_rate > 0
+
+
+def test_reject_aware_apgd_wants_its_wrong_class_accepted(small):
+    from icub_guard.attacks.apgd import APGD
+
+    models, x, y = small
+    m = models["svm-adv"]
+    aware = APGD(m, eps=400.0, steps=15, reject_aware=True)(x, y)
+    blind = APGD(m, eps=400.0, steps=15)(x, y)
+    with torch.no_grad():
+        s = m(aware.x_adv)
+        accepted = s.gather(1, s.argmax(1)[:, None])[:, 0] > m.thresholds[s.argmax(1)]
+    assert torch.equal(aware.success, accepted & (s.argmax(1) != y))  # rejected is caught, never a success
+    assert aware.success_rate >= blind.success_rate - 1 / len(y)

@@ -3,6 +3,7 @@
 `make_attack(name, model, **params)` builds any of them by name.
 """
 
+from .apgd import APGD, APGDT
 from .base import PRECISIONS, Attack, AttackInterrupted, AttackResult, accept_margins, fast_precision, resolve_precision
 from .bim import BIM
 from .constraints import all_norms, lp_norm, project, rect_mask
@@ -22,8 +23,8 @@ from .universal import UniversalPerturbation
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
-    for cls in (PaperAttack, FGSM, FGV, HotCold, BIM, PGD, DeepFool, CarliniWagner, GaussianNoise, NegativeImage,
-                UniversalPerturbation, FoolingImages)
+    for cls in (PaperAttack, FGSM, FGV, HotCold, BIM, PGD, APGD, APGDT, DeepFool, CarliniWagner, GaussianNoise,
+                NegativeImage, UniversalPerturbation, FoolingImages)
 }
 
 
@@ -34,7 +35,8 @@ def make_attack(name: str, model, **params) -> Attack:
 
 
 __all__ = [
-    "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "PRECISIONS", "Attack", "AttackInterrupted", "AttackResult",
+    "APGD", "APGDT", "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "PRECISIONS", "Attack", "AttackInterrupted",
+    "AttackResult",
     "CarliniWagner", "DeepFool", "FastMinimumNorm", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage",
     "OrthogonalPGD", "PaperAttack", "UniversalPerturbation", "accept_margins", "all_norms", "fast_precision",
     "lp_norm", "make_attack", "project", "rect_mask", "resolve_precision",

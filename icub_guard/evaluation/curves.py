@@ -7,6 +7,10 @@ warm-started. A `CurveProblem` says what is attacked and who judges; `CurveSetti
 `EvalConfig.curve_settings`). `FeatureMemo` computes each distinct crop's features once for the
 many judgements; `failed_judge` is the evaluation's success test; `rises` finds where a curve
 rises with d_max. `CurveKey` / `CurveRecord` are the evaluation's curves as typed records.
+
+`ensemble_images` makes a curve the per-crop worst case over an ensemble: where the curve's own
+attack left a crop unbroken at a d_max, APGD-CE and APGD-T (Croce & Hein 2020) try it at that
+budget, from the published crop; a crop counts as correct only if every member failed on it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from ..attacks import FastMinimumNorm, PaperAttack
+from ..attacks.apgd import APGD, APGDT
 from ..attacks.constraints import lp_norm, quantize
 from ..core import rules
 
@@ -161,6 +166,66 @@ class CurveSettings:
     polish_steps: int
     precision: str  # of the gradient passes
     patience: int = FMN_PATIENCE
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """The members that attack what the curve's own attack left unbroken: APGD-CE and APGD-T (DLR-T loss,
+    `targets` best wrong classes; error-generic curves only), `steps` each; none when `steps` is 0."""
+
+    steps: int = 20
+    targets: int = 2
+    precision: str = "float32"
+    norm: str = "l2"
+
+
+#: the ensemble's members, in the order they run (the curve's own attack first)
+MEMBERS = ("curve", "carried", "apgd-ce", "apgd-t")
+
+
+def ensemble_images(settings: EnsembleSettings, problem: CurveProblem, images: list[np.ndarray]
+                    ) -> tuple[list[np.ndarray], dict[str, list[int]]]:
+    """The per-crop worst case over the ensemble, per d_max (ascending), and how many crops each member broke
+    first per d_max: "curve" (the curve's own attack), "carried" (broken at a smaller d_max, that crop is
+    inside this budget too), "apgd-ce", "apgd-t". Members run only on crops still unbroken, each crop stops
+    once broken, and a crop that any member broke is never replaced: never weaker than a member alone."""
+    out = [im.copy() for im in images]
+    x, y, target, failed = problem.x, problem.y, problem.target, problem.failed
+    wins = {m: [0] * len(out) for m in MEMBERS}
+    n = len(x)
+    last: np.ndarray | None = None  # the crop that broke each sample at the largest d_max so far
+    broke = np.zeros(n, bool)
+    for i, d in sorted(enumerate(float(v) for v in problem.d_grid), key=lambda t: t[1]):
+        ok = failed(out[i], np.arange(n))  # still correct (generic) / not the target (specific)
+        wins["curve"][i] = int((~ok).sum())
+        if d <= 0 or settings.steps <= 0:
+            broke |= ~ok
+            last = out[i].copy() if last is None else np.where((~ok)[:, None, None, None], out[i], last)
+            continue
+        idx = np.flatnonzero(ok & broke)
+        if len(idx):
+            won = ~failed(last[idx], idx)
+            out[i][idx[won]], ok[idx[won]] = last[idx[won]], False
+            wins["carried"][i] = int(won.sum())
+        members = [("apgd-ce", APGD(problem.model, eps=d, norm=settings.norm, steps=settings.steps,
+                                    reject_aware=problem.aware, precision=settings.precision))]
+        if target is None:
+            members.append(("apgd-t", APGDT(problem.model, eps=d, norm=settings.norm, steps=settings.steps,
+                                            n_targets=settings.targets, reject_aware=problem.aware,
+                                            precision=settings.precision)))
+        for name, attack in members:
+            idx = np.flatnonzero(ok)
+            if not len(idx):
+                break
+            t = torch.as_tensor(idx, device=x.device)
+            start = torch.from_numpy(out[i][idx]).to(x.device, x.dtype)
+            cand = attack(x[t], y[t], None if target is None else target[t], x_init=start).images()
+            won = ~failed(cand, idx)
+            out[i][idx[won]], ok[idx[won]] = cand[won], False
+            wins[name][i] = int(won.sum())
+        broke |= ~ok
+        last = out[i].copy() if last is None else np.where((~ok)[:, None, None, None], out[i], last)
+    return out, wins
 
 
 def grid_stop(d_grid) -> float | None:

@@ -108,7 +108,24 @@ def sanity_lines(res: EvalResult) -> list[str]:
     return [f"[{'PASS' if c['passed'] else 'FAIL'}] {c['check']}: {c['detail']}" for c in res.sanity]
 
 
+def _ensemble_text(res: EvalResult) -> str:
+    """Which member of the ensemble broke how many crop × d_max pairs, over every curve."""
+    runs = res.attack.get("ensemble", {})
+    if not runs or not res.attack.get("ensemble_steps"):
+        return ""
+    total = {m: sum(sum(w.get(m, [])) for w in runs.values()) for m in ("curve", "carried", "apgd-ce", "apgd-t")}
+    return (f"; the per-crop worst case over an ensemble: where it left a crop unbroken, a crop broken at a smaller "
+            f"d_max, then APGD-CE and APGD-T ({res.attack['ensemble_steps']} steps, "
+            f"{res.attack['ensemble_targets']} targets) at that d_max — crop × d_max pairs broken: "
+            f"{total['curve']} by the curve's attack, {total['carried']} carried, {total['apgd-ce']} by APGD-CE, "
+            f"{total['apgd-t']} by APGD-T")
+
+
 def _curve_attack_text(res: EvalResult) -> str:
+    return _curve_attack_base(res) + _ensemble_text(res)
+
+
+def _curve_attack_base(res: EvalResult) -> str:
     c, runs = res.config, res.attack.get("runs", {})
     prec = f" ({res.attack['precision']} gradients)" if res.attack.get("precision", "float32") != "float32" else ""
     if res.attack.get("curves", "algorithm1") == "algorithm1":

@@ -51,9 +51,11 @@ from .curves import (
     CurveProblem,
     CurveRecord,
     CurveSettings,
+    EnsembleSettings,
     FeatureMemo,
     MinNormRun,
     curve_images,
+    ensemble_images,
     failed_judge,
     grid_stop,
     rises,
@@ -86,6 +88,8 @@ class EvalConfig:
     attack: str = "auto"  # fmn (one minimum-norm run for all d_max) | algorithm1 (per d_max) | auto: fmn in l2
     fmn_steps: int = 20
     precision: str = "auto"  # of the attacks' gradient passes; auto: bfloat16 where fast (AMX CPU, CUDA)
+    ensemble_steps: int = 20  # APGD-CE and APGD-T steps on the crops the curve's attack left unbroken; 0: none
+    ensemble_targets: int = 2  # APGD-T's target classes (the best-scoring wrong ones)
 
     def __post_init__(self) -> None:
         if self.attack not in ATTACK_MODES:
@@ -94,6 +98,8 @@ class EvalConfig:
             raise ValueError(f"the fast minimum-norm attack is l2 only; use attack='algorithm1' for {self.norm}")
         if self.steps < 1 or self.fmn_steps < 1:
             raise ValueError("steps and fmn_steps must be >= 1")
+        if self.ensemble_steps < 0 or self.ensemble_targets < 1:
+            raise ValueError("ensemble_steps must be >= 0 and ensemble_targets >= 1")
         resolve_precision(self.precision)
 
     @property
@@ -113,6 +119,10 @@ class EvalConfig:
         if self.attack == "auto":
             return "fmn" if self.norm == "l2" else "algorithm1"
         return self.attack
+
+    def ensemble_settings(self, precision: str) -> EnsembleSettings:
+        """The ensemble's members (`curves.ensemble_images`) for this evaluation."""
+        return EnsembleSettings(self.ensemble_steps, self.ensemble_targets, precision, self.norm)
 
     def curve_settings(self, precision: str) -> CurveSettings:
         """How `curves.curve_images` draws this evaluation's curves, with the gradient passes in `precision`."""
@@ -282,18 +292,22 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     t = time.perf_counter()
     target_ids = targets.cpu().numpy()
     curve_info: dict[CurveKey, MinNormRun | None] = {}
+    ensemble, ensemble_wins = cfg.ensemble_settings(precision), {}
     for mode in ("generic", "specific"):
         specific = mode == "specific"
         aims = target_ids if specific else None
         for attacker in attackers:
             run = attacker.key(mode)
             say(f"attacking {run.label} ({mode})")
-            imgs, curve_info[run] = curve_images(how, CurveProblem(
+            problem = CurveProblem(
                 models[attacker.classifier], x, y_idx, d_grid, failed_judge(clfs[attacker.classifier], judge, y_true,
                                                                             aims),
                 target=targets if specific else None, aware=attacker.aware, deep=attacker.deep,
                 # SVM-adv +5% shares SVM-RBF's scores with the highest thresholds: what fools it fools every judge
-                strictest=failed_judge(adv5, judge, y_true, aims)))
+                strictest=failed_judge(adv5, judge, y_true, aims))
+            imgs, curve_info[run] = curve_images(how, problem)
+            if not specific:  # the per-crop worst case (error-specific curves: the curve's attack alone)
+                imgs, ensemble_wins[run] = ensemble_images(ensemble, problem, imgs)
             adv_images[run] = imgs
             feats = [judge.extract(im) for im in imgs]
             for key in attacker.curve_keys(mode):
@@ -322,14 +336,18 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     timing["total_s"] = time.perf_counter() - t_start
     return EvalResult(asdict(cfg), d_grid, curves, pass_mean, test_acc,
                       {"svm": hp_lin, "svm-rbf": hp_rbf, "thresholds_+5%": adv5.thresholds_.tolist()},
-                      analysis, sanity, timing, examples, _attack_summary(cfg, precision, curve_info))
+                      analysis, sanity, timing, examples, _attack_summary(cfg, precision, curve_info, ensemble_wins))
 
 
-def _attack_summary(cfg: EvalConfig, precision: str, curve_info: dict[CurveKey, MinNormRun | None]) -> dict:
+def _attack_summary(cfg: EvalConfig, precision: str, curve_info: dict[CurveKey, MinNormRun | None],
+                    ensemble_wins: dict[CurveKey, dict[str, list[int]]]) -> dict:
     """results.json's "attack": how the curves were drawn and, per minimum-norm run (keyed "<attacker> (<mode>)",
-    e.g. "svm-adv+5% (adaptive) (generic)"), what it cost."""
+    e.g. "svm-adv+5% (adaptive) (generic)"), what it cost; per run, how many crops each member of the ensemble
+    broke per d_max ("ensemble")."""
     out: dict = {"curves": cfg.curve_attack, "precision": precision, "fallback_steps": cfg.fallback_steps,
-                 "polish_steps": cfg.polish_steps, "runs": {}}
+                 "polish_steps": cfg.polish_steps, "ensemble_steps": cfg.ensemble_steps,
+                 "ensemble_targets": cfg.ensemble_targets, "runs": {}, "ensemble": {
+                     f"{run.label} ({run.mode})": wins for run, wins in ensemble_wins.items()}}
     for run, info in curve_info.items():
         if info is not None:
             norms = np.array(info.norms)
@@ -400,12 +418,16 @@ def _sanity_checks(s: _Setting, curves: list[CurveRecord], test_acc: dict[str, f
         # the fast curve against the paper's attack at one d_max, on the same crops and gradients' precision
         # (bench/bench_evaluate.py compares every curve with Algorithm 1 in float32)
         positive = [d for d in d_grid if d > 0]
-        mid = positive[len(positive) // 2]
-        alg1 = PaperAttack(rbf_model, eps=mid, norm=cfg.norm, steps=cfg.steps, precision=precision)(x, y)
-        a_alg1 = float(np.mean(rbf_failed(alg1.images(), np.arange(n))))
-        a_fast = by_key[CurveKey("svm-rbf", "generic")].accuracy[d_grid.index(mid)]
-        add(f"minimum-norm curve is not above Algorithm 1 at d_max {mid:g} (svm-rbf)", a_fast <= a_alg1 + 1.0 / n,
-            f"minimum-norm: {a_fast:.3f}, Algorithm 1 ({cfg.steps} steps, {precision}): {a_alg1:.3f}")
+        fast = by_key[CurveKey("svm-rbf", "generic")].accuracy
+        live = [d for d in positive if fast[d_grid.index(d)] > 0]  # where the curve is 0 nothing can be above it
+        sweep = PaperAttack(rbf_model, eps=None, norm=cfg.norm, steps=cfg.steps, precision=precision).sweep(
+            x, y, live) if live else []
+        a_alg1 = [float(np.mean(rbf_failed(r.images(), np.arange(n)))) for r in sweep]
+        above = [d for d, a in zip(live, a_alg1, strict=True) if fast[d_grid.index(d)] > a + 1.0 / n]
+        add("minimum-norm curve is not above Algorithm 1 at any d_max (svm-rbf)", not above,
+            "; ".join(f"d_max {d:g}: curve {fast[d_grid.index(d)]:.3f}, Algorithm 1 ({cfg.steps} steps, warm-started, "
+                      f"{precision}) {a:.3f}" for d, a in zip(live, a_alg1, strict=True))
+            + f"; the curve is 0 at d_max {', '.join(f'{d:g}' for d in positive if d not in live) or '-'}")
         # more steps must not help the defender: the minimum norms again with twice the steps, as curves
         twice = FastMinimumNorm(rbf_model, steps=2 * cfg.fmn_steps, patience=FMN_PATIENCE,
                                 stop_below=grid_stop(d_grid), precision=precision)

@@ -74,15 +74,7 @@ class APGD(Attack):
         return torch.logsumexp(wrong, 1)
 
     def _grad(self, x, y, target):
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            s = self.scores(x)
-            f = self.objective(s, y, target)
-            (g,) = torch.autograd.grad(f.sum(), x)
-        self.gradient_evals += 1
-        if self.mask is not None:
-            g = g * self.mask
-        return f.detach(), g.detach(), s.detach()
+        return self.gain_and_grad(x, y, target, self.objective)
 
     def _step(self, grad: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
         return eta.view(-1, 1, 1, 1) * steepest_direction(grad, self.norm)

@@ -163,12 +163,14 @@ class Attack:
             return scores.gather(1, target[:, None])[:, 0] - _other_max(scores, target)
         return _other_max(scores, y) - scores.gather(1, y[:, None])[:, 0]
 
-    def gain_and_grad(self, x: torch.Tensor, y, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """gain(x), ∂gain/∂x and the scores, in one forward + backward pass."""
+    def gain_and_grad(self, x: torch.Tensor, y, target, objective=None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """gain(x), ∂gain/∂x and the scores, in one forward + backward pass (`objective(scores, y, target)`: another
+        per-sample function to maximise instead of `gain`, e.g. APGD's losses)."""
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             s = self.scores(x)
-            g = self.gain(s, y, target)
+            g = (objective or self.gain)(s, y, target)
             (grad,) = torch.autograd.grad(g.sum(), x)
         self.gradient_evals += 1
         if self.mask is not None:

@@ -90,3 +90,55 @@ def test_art(chain):
     x_adv = ProjectedGradientDescent(clf, norm=np.inf, eps=8 / 255, eps_step=2 / 255, max_iter=10,
                                      verbose=False).generate(xn)
     assert fooled(model, x_adv, y) >= 0.8 and within(x_adv, x, 8 / 255, "linf")
+
+
+def test_the_evaluations_ensemble_is_never_weaker_than_torchattacks_apgd(data7):
+    """Issue 19's cross-check on a small fixed set: at every d_max the ensemble's curve (the fast minimum-norm
+    attack, then APGD-CE and APGD-T on what it left) is at most torchattacks' APGD-CE and APGD-T curves, within
+    one crop; and never above the minimum-norm curve alone. Crops are judged as published: whole pixels."""
+    ta = pytest.importorskip("torchattacks", reason="torchattacks is not installed (requirements-interop.txt)")
+    from icub_guard.attacks.constraints import quantize
+    from icub_guard.evaluation.curves import (
+        CurveProblem,
+        CurveSettings,
+        EnsembleSettings,
+        curve_images,
+        ensemble_images,
+    )
+
+    fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), device="cpu")
+
+    def shrink(imgs):
+        return np.stack([cv2.resize(i, (32, 32), interpolation=cv2.INTER_AREA) for i in imgs])
+
+    tr, te = data7["train"], data7["test"]
+    clf = make_classifier("svm-rbf", C=10.0).fit(fx.extract(shrink(tr.images)), tr.labels)
+    model = GuardModel.from_classifier(fx, clf)
+    idx = np.arange(0, len(te), 4)  # 4 crops per class
+    crops = shrink(te.images[idx])
+    x = torch.from_numpy(crops).float()
+    y = torch.tensor([list(clf.classes_).index(v) for v in te.labels[idx]])
+    every = np.arange(len(y))
+
+    def failed(images, i):  # still correct
+        return clf.predict_indices(fx.extract(images)) == y.numpy()[i]
+
+    grid = [0.0, 120.0, 240.0]
+    problem = CurveProblem(model, x, y, grid, failed, deep=False)
+    alone, _ = curve_images(CurveSettings("fmn", "l2", 20, 20, 10, 10, "float32"), problem)
+    ours, _ = ensemble_images(EnsembleSettings(), problem, alone)
+    net, x01, n = model.nchw01(), x.permute(0, 3, 1, 2) / 255.0, len(y)
+    theirs = {}
+    for name, make in (("APGD-CE", lambda d: ta.APGD(net, norm="L2", eps=d / 255, steps=20, loss="ce", seed=0)),
+                       ("APGD-T", lambda d: ta.APGDT(net, norm="L2", eps=d / 255, steps=20, n_classes=7, seed=0))):
+        theirs[name] = [float(np.mean(failed(crops, every)))]
+        for d in grid[1:]:
+            xa = make(d)(x01, y).permute(0, 2, 3, 1) * 255.0
+            published = quantize(xa.clamp(0, 255), x, d, "l2").to(torch.uint8).numpy()
+            theirs[name].append(float(np.mean(failed(published, every))))
+    for i, d in enumerate(grid):
+        a, b = float(np.mean(failed(ours[i], every))), float(np.mean(failed(alone[i], every)))
+        assert a <= b + 1e-9, f"the ensemble is weaker than its minimum-norm member at d_max {d:g}"
+        for name, curve in theirs.items():
+            assert a <= curve[i] + 1 / n + 1e-9, f"torchattacks' {name} beats the ensemble at d_max {d:g}: " \
+                                                 f"{curve[i]:.3f} vs {a:.3f}"

@@ -80,6 +80,7 @@ def test_sanity_checks_pass_and_analysis(result):
     assert not failed, failed
     names = " ".join(c["check"] for c in result.sanity)
     assert "more attack steps" in names and "reaches its target" in names and "does not rise" in names
+    assert "binarization test" in names
     a = result.analysis
     assert a["input_l2"] == 500.0 and a["feature_shift_attack_mean"] > a["feature_shift_noise_mean"]
     assert a["ratio_attack_over_noise"] > 1
@@ -165,3 +166,37 @@ def test_bad_evaluation_settings_are_refused(kw, match):
 def test_cli_refuses_the_fast_attack_in_linf(capsys):
     assert main(["-q", "evaluate", "--weights", "random", "--attack", "fmn", "--norm", "linf"]) != 0
     assert "l2 only" in capsys.readouterr().err
+
+
+def test_the_binarization_test_fails_a_null_attack_and_passes_the_evaluations(data7):
+    """Zimmermann et al.'s test: an adversarial example exists by construction; an attack that returns the clean
+    crop finds none (FAIL), the evaluation's attack (minimum-norm curve and ensemble) finds every one."""
+    import cv2
+    import torch
+
+    from icub_guard.core.features import BackboneSpec, FeatureExtractor
+    from icub_guard.evaluation.binarization import binarization_test
+    from icub_guard.evaluation.curves import (
+        CurveProblem,
+        CurveSettings,
+        EnsembleSettings,
+        curve_images,
+        ensemble_images,
+    )
+
+    fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), device="cpu")
+    crops = np.stack([cv2.resize(i, (32, 32), interpolation=cv2.INTER_AREA) for i in data7["test"].images[::16]])
+    x = torch.from_numpy(crops).float()
+
+    def evaluations(model, xs, ys, d, failed):
+        problem = CurveProblem(model, xs, ys, [0.0, d], failed, deep=False)
+        imgs, _ = curve_images(CurveSettings("fmn", "l2", 20, 20, 10, 10, "float32"), problem)
+        return ensemble_images(EnsembleSettings(), problem, imgs)[0][-1]
+
+    def null(model, xs, ys, d, failed):
+        return xs.round().clamp(0, 255).to(torch.uint8).numpy()
+
+    weak = binarization_test(fx, x, 240.0, null)
+    assert weak.tested == 7 and weak.found == 0 and not weak.passed
+    strong = binarization_test(fx, x, 240.0, evaluations)
+    assert strong.tested == 7 and strong.fraction >= 0.95 and strong.passed

@@ -45,6 +45,7 @@ from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
 from ..core.svm import make_classifier, select_hyperparameters
 from ..sim.datasets import load_dataset
+from .binarization import binarization_test
 from .curves import (
     FMN_PATIENCE,
     CurveKey,
@@ -90,6 +91,7 @@ class EvalConfig:
     precision: str = "auto"  # of the attacks' gradient passes; auto: bfloat16 where fast (AMX CPU, CUDA)
     ensemble_steps: int = 20  # APGD-CE and APGD-T steps on the crops the curve's attack left unbroken; 0: none
     ensemble_targets: int = 2  # APGD-T's target classes (the best-scoring wrong ones)
+    binarization: int = 7  # crops of the binarization test (Zimmermann et al. 2022) in the sanity checks; 0: none
 
     def __post_init__(self) -> None:
         if self.attack not in ATTACK_MODES:
@@ -454,7 +456,32 @@ def _sanity_checks(s: _Setting, curves: list[CurveRecord], test_acc: dict[str, f
             add(f"{name} (error-{mode}): accuracy does not rise with d_max (by more than one sample)", not up,
                 " ".join(f"{v:.2f}" for v in a) + (f"; rises after d_max {', '.join(f'{d_grid[i]:g}' for i in up)}"
                                                      if up else ""))
+    if cfg.binarization > 0 and any(d > 0 for d in d_grid):
+        b = _binarization(s)
+        add(f"binarization test: the attack finds the adversarial example known to exist within d_max {b[1]:g}",
+            b[0].passed, f"found for {b[0].found} of {b[0].tested} crops ({b[0].fraction:.2f}; FAIL below "
+                         f"{b[0].threshold:.2f}), {b[0].skipped} left out (points not separable)")
     return checks
+
+
+def _binarization(s: _Setting):
+    """Zimmermann et al.'s binarization test (`evaluation.binarization`) of the curves' attack — the error-generic
+    one on SVM-RBF, ensemble included — on `cfg.binarization` crops (one per class first), at the middle
+    positive d_max."""
+    cfg = s.cfg
+    positive = [d for d in s.d_grid if d > 0]
+    d = positive[len(positive) // 2]
+    per_class = [np.flatnonzero(s.y_true == c) for c in np.unique(s.y_true)]
+    order = [int(idx[rank]) for rank in range(max(map(len, per_class))) for idx in per_class if rank < len(idx)]
+    pick = torch.as_tensor(sorted(order[: cfg.binarization]), device=s.x.device)
+
+    def attack(model, x, y, d_max, failed):
+        problem = CurveProblem(model, x, y, [0.0, d_max], failed, deep=False)
+        imgs, _ = curve_images(cfg.curve_settings(s.precision), problem)
+        imgs, _ = ensemble_images(cfg.ensemble_settings(s.precision), problem, imgs)
+        return imgs[-1]
+
+    return binarization_test(s.judge.extractor, s.x[pick], d, attack, seed=cfg.seed), d
 
 
 def _examples(model, x, y, generic_imgs, cfg: EvalConfig) -> dict:

@@ -193,7 +193,7 @@ def cmd_evaluate(args) -> int:
                          weights=weights, input_size=args.input_size, seed=args.seed, device=args.device,
                          target_false_reject=args.false_reject, adaptive=not args.no_adaptive, attack=args.attack,
                          fmn_steps=args.fmn_steps, precision=args.precision, ensemble_steps=args.ensemble_steps,
-                         binarization=args.binarization)
+                         binarization=args.binarization, square_queries=args.square_queries)
     except ValueError as exc:
         raise GuardError(f"evaluate: {exc}") from exc
     result = with_progress(args, 6 + (2 if cfg.adaptive else 0) + 2, "evaluate", "stage",
@@ -333,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "AMX or a CUDA GPU with bf16, else float32")
     ev.add_argument("--false-reject", type=float, default=0.05, help="calibration target of SVM-adv +5%%")
     ev.add_argument("--no-adaptive", action="store_true", help="skip the reject-aware attacker")
+    ev.add_argument("--square-queries", type=int, default=200, metavar="N",
+                    help="the gradient-masking check: a score-based search's queries per crop the curve left "
+                         "unbroken; 0: no check")
     ev.add_argument("--binarization", type=int, default=7, metavar="N",
                     help="crops of the binarization test (Zimmermann et al. 2022) among the sanity checks; 0: none")
     ev.add_argument("--ensemble-steps", type=int, default=20,

@@ -110,7 +110,7 @@ def test_l1_projection_is_the_euclidean_projection(rng):
 
 
 ALL = sorted(ATTACKS)
-BUDGET = {"apgd": {"eps": 300.0}, "apgd-t": {"eps": 300.0}}  # attacks that need one
+BUDGET = {"apgd": {"eps": 300.0}, "apgd-t": {"eps": 300.0}, "square": {"eps": 300.0}}  # attacks that need one
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -453,3 +453,19 @@ def test_reject_aware_apgd_wants_its_wrong_class_accepted(small):
         accepted = s.gather(1, s.argmax(1)[:, None])[:, 0] > m.thresholds[s.argmax(1)]
     assert torch.equal(aware.success, accepted & (s.argmax(1) != y))  # rejected is caught, never a success
     assert aware.success_rate >= blind.success_rate - 1 / len(y)
+
+
+def test_the_gradient_free_search_reads_only_scores_and_breaks_crops(small):
+    from icub_guard.attacks.square import SquareSearch
+
+    models, x, y = small
+    m = models["svm-rbf"]
+    for norm, eps in (("l2", 400.0), ("linf", 8.0)):
+        r = SquareSearch(m, eps=eps, norm=norm, queries=150)(x, y)
+        assert r.gradient_evals == 0 and r.success_rate > 0, norm  # no gradient: the masking check's point
+        assert bool((r.norms[norm] <= eps * (1 + 1e-5) + 1e-4).all())
+        with torch.no_grad():
+            assert torch.equal(r.success, m(r.x_adv).argmax(1) != y)
+    for bad in ({"eps": None}, {"eps": 1.0, "queries": 0}, {"eps": 1.0, "eta": 2.0}, {"eps": 1.0, "norm": "l1"}):
+        with pytest.raises(ValueError):
+            SquareSearch(m, **bad)

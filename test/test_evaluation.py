@@ -80,7 +80,8 @@ def test_sanity_checks_pass_and_analysis(result):
     assert not failed, failed
     names = " ".join(c["check"] for c in result.sanity)
     assert "more attack steps" in names and "reaches its target" in names and "does not rise" in names
-    assert "binarization test" in names
+    assert "binarization test" in names and "gradient-free attack is not stronger" in names
+    assert "unbounded attack reaches 100%" in names
     a = result.analysis
     assert a["input_l2"] == 500.0 and a["feature_shift_attack_mean"] > a["feature_shift_noise_mean"]
     assert a["ratio_attack_over_noise"] > 1

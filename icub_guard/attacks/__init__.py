@@ -19,12 +19,13 @@ from .noise import GaussianNoise
 from .orthogonal import OrthogonalPGD
 from .paper import PaperAttack
 from .pgd import PGD
+from .square import SquareSearch
 from .universal import UniversalPerturbation
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
     for cls in (PaperAttack, FGSM, FGV, HotCold, BIM, PGD, APGD, APGDT, DeepFool, CarliniWagner, GaussianNoise,
-                NegativeImage, UniversalPerturbation, FoolingImages)
+                NegativeImage, UniversalPerturbation, FoolingImages, SquareSearch)
 }
 
 
@@ -38,6 +39,7 @@ __all__ = [
     "APGD", "APGDT", "ATTACKS", "BIM", "FGSM", "FGV", "PGD", "PRECISIONS", "Attack", "AttackInterrupted",
     "AttackResult",
     "CarliniWagner", "DeepFool", "FastMinimumNorm", "FoolingImages", "GaussianNoise", "HotCold", "NegativeImage",
-    "OrthogonalPGD", "PaperAttack", "UniversalPerturbation", "accept_margins", "all_norms", "fast_precision",
+    "OrthogonalPGD", "PaperAttack", "SquareSearch", "UniversalPerturbation", "accept_margins", "all_norms",
+    "fast_precision",
     "lp_norm", "make_attack", "project", "rect_mask", "resolve_precision",
 ]

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..attacks import FastMinimumNorm, PaperAttack, resolve_precision
+from ..attacks import FastMinimumNorm, PaperAttack, SquareSearch, resolve_precision
 from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
@@ -92,6 +92,7 @@ class EvalConfig:
     ensemble_steps: int = 20  # APGD-CE and APGD-T steps on the crops the curve's attack left unbroken; 0: none
     ensemble_targets: int = 2  # APGD-T's target classes (the best-scoring wrong ones)
     binarization: int = 7  # crops of the binarization test (Zimmermann et al. 2022) in the sanity checks; 0: none
+    square_queries: int = 200  # the gradient-free check's queries per crop left unbroken; 0: no check
 
     def __post_init__(self) -> None:
         if self.attack not in ATTACK_MODES:
@@ -332,7 +333,7 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     analysis = _feature_space_analysis(extractor, models["svm-rbf"], x, y_idx, cfg,
                                        None if rbf_run is None else rbf_run.x_adv)
     sanity = _sanity_checks(setting, curves, test_acc, rbf, models["svm-rbf"],
-                            None if rbf_run is None else rbf_run.norms)
+                            None if rbf_run is None else rbf_run.norms, adv_images[CurveKey("svm-rbf", "generic")])
     examples = _examples(models["svm-rbf"], x, y_idx, adv_images[CurveKey("svm-rbf", "generic")], cfg)
     timing["analysis_s"] = time.perf_counter() - t
     timing["total_s"] = time.perf_counter() - t_start
@@ -389,9 +390,10 @@ def _feature_space_analysis(extractor, model, x, y, cfg: EvalConfig, adv: torch.
 
 
 def _sanity_checks(s: _Setting, curves: list[CurveRecord], test_acc: dict[str, float], rbf_clf, rbf_model,
-                   norms: list[float] | None = None) -> list[dict]:
+                   norms: list[float] | None = None, rbf_images: list[np.ndarray] | None = None) -> list[dict]:
     """Checks that can fail, on the curves and on SVM-RBF (`rbf_clf`, `rbf_model`: its pixels → scores) again;
-    `norms`: the error-generic minimum-norm run's on SVM-RBF, when the curves were drawn that way."""
+    `norms`: the error-generic minimum-norm run's on SVM-RBF, when the curves were drawn that way; `rbf_images`:
+    that curve's published crops per d_max."""
     cfg, d_grid, x, y, y_true, precision = s.cfg, s.d_grid, s.x, s.y, s.y_true, s.precision
     checks = []
     by_key = {c.key: c for c in curves}
@@ -427,9 +429,9 @@ def _sanity_checks(s: _Setting, curves: list[CurveRecord], test_acc: dict[str, f
         a_alg1 = [float(np.mean(rbf_failed(r.images(), np.arange(n)))) for r in sweep]
         above = [d for d, a in zip(live, a_alg1, strict=True) if fast[d_grid.index(d)] > a + 1.0 / n]
         add("minimum-norm curve is not above Algorithm 1 at any d_max (svm-rbf)", not above,
-            "; ".join(f"d_max {d:g}: curve {fast[d_grid.index(d)]:.3f}, Algorithm 1 ({cfg.steps} steps, warm-started, "
-                      f"{precision}) {a:.3f}" for d, a in zip(live, a_alg1, strict=True))
-            + f"; the curve is 0 at d_max {', '.join(f'{d:g}' for d in positive if d not in live) or '-'}")
+            "; ".join([*(f"d_max {d:g}: curve {fast[d_grid.index(d)]:.3f}, Algorithm 1 ({cfg.steps} steps, "
+                         f"warm-started, {precision}) {a:.3f}" for d, a in zip(live, a_alg1, strict=True)),
+                       f"the curve is 0 at d_max {', '.join(f'{d:g}' for d in positive if d not in live) or '-'}"]))
         # more steps must not help the defender: the minimum norms again with twice the steps, as curves
         twice = FastMinimumNorm(rbf_model, steps=2 * cfg.fmn_steps, patience=FMN_PATIENCE,
                                 stop_below=grid_stop(d_grid), precision=precision)
@@ -456,12 +458,38 @@ def _sanity_checks(s: _Setting, curves: list[CurveRecord], test_acc: dict[str, f
             add(f"{name} (error-{mode}): accuracy does not rise with d_max (by more than one sample)", not up,
                 " ".join(f"{v:.2f}" for v in a) + (f"; rises after d_max {', '.join(f'{d_grid[i]:g}' for i in up)}"
                                                      if up else ""))
+    if rbf_images is not None and cfg.square_queries > 0 and cfg.norm in SquareSearch.norms:
+        add(*_gradient_free_check(s, by_key[CurveKey("svm-rbf", "generic")].accuracy, rbf_model, rbf_failed,
+                                  rbf_images))
+    if norms is not None:
+        finite = float(np.mean(np.isfinite(np.asarray(norms, float))))
+        add("an unbounded attack reaches 100% (svm-rbf): every crop has a minimum-norm adversarial example",
+            finite == 1.0, f"{finite:.2f} of the crops")
     if cfg.binarization > 0 and any(d > 0 for d in d_grid):
         b = _binarization(s)
         add(f"binarization test: the attack finds the adversarial example known to exist within d_max {b[1]:g}",
             b[0].passed, f"found for {b[0].found} of {b[0].tested} crops ({b[0].fraction:.2f}; FAIL below "
                          f"{b[0].threshold:.2f}), {b[0].skipped} left out (points not separable)")
     return checks
+
+
+def _gradient_free_check(s: _Setting, curve: list[float], model, failed, images: list[np.ndarray]):
+    """Gradient masking (Carlini et al. 2019): at the largest d_max where SVM-RBF's curve is above 0, a score-based
+    search that never reads a gradient (`SquareSearch`) tries the crops the curve left unbroken, from their
+    published crops; FAIL when it breaks more than one."""
+    live = [i for i, d in enumerate(s.d_grid) if d > 0 and curve[i] > 0]
+    name = "a gradient-free attack is not stronger than the gradient ensemble (svm-rbf)"
+    if not live:
+        return name, True, "the curve is 0 at every d_max > 0: nothing left to break"
+    i = live[-1]
+    left = np.flatnonzero(failed(images[i], np.arange(len(s.y_true))))
+    t = torch.as_tensor(left, device=s.x.device)
+    start = torch.from_numpy(images[i][left]).to(s.x.device, s.x.dtype)
+    search = SquareSearch(model, eps=s.d_grid[i], norm=s.cfg.norm, queries=s.cfg.square_queries, seed=s.cfg.seed)
+    found = search(s.x[t], s.y[t], x_init=start).images()
+    broken = int((~failed(found, left)).sum())
+    return name, broken <= 1, (f"d_max {s.d_grid[i]:g}: {s.cfg.square_queries} queries on each of the {len(left)} "
+                               f"crops the curve left unbroken broke {broken}")
 
 
 def _binarization(s: _Setting):

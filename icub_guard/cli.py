@@ -77,6 +77,7 @@ def cmd_teach(args) -> int:
 def cmd_demo_in_process(args) -> int:
     from .core.guard import Guard, GuardConfig
     from .defaults import node_defaults
+    from .defences.online import parse_specs
     from .sim.datasets import simworld
     from .sim.teachers import make_teacher
     from .sim.teaching import teach_from_stream
@@ -91,9 +92,12 @@ def cmd_demo_in_process(args) -> int:
     teacher_cfg = node_defaults("teacher.yaml")
     teacher = make_teacher(args.teacher or teacher_cfg["mode"], teacher_cfg["correct_mistakes"],
                            teacher_cfg["flip_fraction"], args.seed)
+    try:  # refused before anything is loaded
+        specs = parse_specs(guard["defences"] if args.defences is None else args.defences)
+    except ValueError as exc:
+        raise GuardError(f"--defences: {exc}") from exc
     extractor = make_extractor(args)
     rec_cfg = config_from(args, classifier="svm-adv")
-    specs = guard["defences"] if args.defences is None else args.defences
     g = Guard.build(GuardConfig(rec_cfg, defences=specs), extractor=extractor)
     rec = g.rec
     n_obj = 7 if args.dataset == "simworld7" else 28

@@ -34,6 +34,8 @@ def test_bad_configuration_is_a_clear_error(capsys, tmp_path):
     assert main(["train", "--weights", "/no/such/file.pth", "--out", str(tmp_path / "x.npz")]) == 2
     assert "weights must be" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+    assert main(["demo", "--in-process", "--defences", "nope"]) == 2  # not a traceback
+    assert "--defences: unknown defence 'nope'" in capsys.readouterr().err
 
 
 def test_demo_with_the_web_teacher_serves_the_page_and_prints_its_url(tmp_path, capsys):

@@ -687,3 +687,13 @@ def test_qos_of_the_image_subscription_is_a_parameter(ros, tmp_path):
     bad = start_node("guard_node", {**GUARD, "model_path": "", "image_qos_reliability": "sometimes"},
                      tmp_path / "badqos.log", {"__node": "badqos"})
     assert bad.wait(timeout=90) == 2 and "reliability" in (tmp_path / "badqos.log").read_text()
+
+
+@pytest.mark.parametrize("value,why", [(50.0, "out of range"), ("high", "expecting type 'DOUBLE'")])
+def test_a_bad_float_at_start_up_is_a_configuration_error(ros, tmp_path, value, why):
+    """A typed, ranged float parameter given a bad start-up value: exit 2 with the reason, not a traceback."""
+    log = tmp_path / "badfloat.log"
+    proc = start_node("guard_node", {**GUARD, "model_path": "", "threshold": value}, log, {"__node": "badfloat"})
+    assert proc.wait(timeout=90) == 2
+    text = log.read_text()
+    assert "parameter threshold" in text and why in text and "Traceback" not in text

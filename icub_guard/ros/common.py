@@ -14,6 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -64,7 +65,10 @@ def declare(node: Node, name: str, default, description: str, *, read_only: bool
         given = node._parameter_overrides.get(name)  # a whole number in a params file or on the command line
         if given is not None and given.type_ == rclpy.Parameter.Type.INTEGER:
             node._parameter_overrides[name] = rclpy.Parameter(name, value=float(given.value))
-    return node.declare_parameter(name, default, desc).value
+    try:
+        return node.declare_parameter(name, default, desc).value
+    except ParameterException as exc:  # a start-up value of the wrong type or out of range: exit 2, the reason said
+        raise ValueError(f"parameter {name}: {exc}") from exc
 
 
 def qos_parameters(p: Parameters, prefix: str, what: str) -> QoSProfile:
@@ -107,6 +111,7 @@ class Health:
         self.callback_errors: Counter[str] = Counter()
         self.latency_ms: deque[float] = deque(maxlen=window)
         self.frame_times: deque[float] = deque(maxlen=window)
+        self.last_error = "-"  # the last input refused, with its reason
 
     def frame(self, latency_ms: float) -> None:
         self.counts["frames"] += 1
@@ -115,8 +120,6 @@ class Health:
 
     def reject(self, reason: str) -> None:
         self.rejected_inputs[reason] += 1
-
-    last_error = "-"  # the last input refused, with its reason
 
     @property
     def rate_hz(self) -> float:

@@ -177,22 +177,13 @@ def test_the_binarization_test_fails_a_null_attack_and_passes_the_evaluations(da
 
     from icub_guard.core.features import BackboneSpec, FeatureExtractor
     from icub_guard.evaluation.binarization import binarization_test
-    from icub_guard.evaluation.curves import (
-        CurveProblem,
-        CurveSettings,
-        EnsembleSettings,
-        curve_images,
-        ensemble_images,
-    )
+    from icub_guard.evaluation.curves import CurveSettings, EnsembleSettings, budget_attack
 
     fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), device="cpu")
     crops = np.stack([cv2.resize(i, (32, 32), interpolation=cv2.INTER_AREA) for i in data7["test"].images[::16]])
     x = torch.from_numpy(crops).float()
 
-    def evaluations(model, xs, ys, d, failed):
-        problem = CurveProblem(model, xs, ys, [0.0, d], failed, deep=False)
-        imgs, _ = curve_images(CurveSettings("fmn", "l2", 20, 20, 10, 10, "float32"), problem)
-        return ensemble_images(EnsembleSettings(), problem, imgs)[0][-1]
+    evaluations = budget_attack(CurveSettings("fmn", "l2", 20, 20, 10, 10, "float32"), EnsembleSettings())
 
     def null(model, xs, ys, d, failed):
         return xs.round().clamp(0, 255).to(torch.uint8).numpy()

@@ -82,8 +82,6 @@ class Guard:
     def __init__(self, recognizer: Recognizer, config: GuardConfig | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  save_failed: Callable[[Exception], None] | None = None):
-        from ..defences.online import OnlineDefences, parse_specs  # torch and the defences: only when guarding
-
         cfg = config or GuardConfig(recognizer=recognizer.config)
         self.config = cfg
         self.rec = recognizer
@@ -92,16 +90,19 @@ class Guard:
         journal = LabelJournal.beside(self.model_path) if self.model_path else None
         self.session = TeachingSession(recognizer, cfg.session, clock=clock, journal=journal,
                                        screening=cfg.screening)
-        specs = parse_specs(cfg.defences) if isinstance(cfg.defences, str) else list(cfg.defences)
-        self.defences = OnlineDefences(specs, seed=cfg.defence_seed)
-        self._make_defences = lambda s: OnlineDefences(parse_specs(s) if isinstance(s, str) else list(s),
-                                                       seed=cfg.defence_seed)
+        self.defences = self._new_defences(cfg.defences)
         self.problem: str | None = None  # the last durability problem (the journal or a save), for diagnostics
         self.notes = list(recognizer.notes)  # why it is degraded (e.g. random backbone weights)
         self.saves = 0  # saves asked for (`save`); background ones are `saver.saves`
         self._save_failed = save_failed
         #: background snapshots (only where there is a file to write)
         self.saver = BackgroundSaver(self._save_quietly, self._background_save_failed) if self.model_path else None
+
+    def _new_defences(self, specs):
+        """The online defences for `specs` (text or a list; a bad one raises and changes nothing)."""
+        from ..defences.online import OnlineDefences  # torch and the defences: only when guarding
+
+        return OnlineDefences(specs, seed=self.config.defence_seed)
 
     @classmethod
     def build(cls, config: GuardConfig, extractor=None, **kwargs) -> Guard:
@@ -209,7 +210,9 @@ class Guard:
         …; others are ignored) as a whole, without applying anything: `ValueError` (`InputError`) says why."""
         session, screening, defences = self._split(changes)
         if defences is not None:
-            self._make_defences(defences)
+            from ..defences.online import check_specs
+
+            check_specs(defences)
         SessionConfig(**{**vars(self.session.config), **session})
         ScreeningConfig(**{**vars(self.session.screen.config), **screening})
 
@@ -224,7 +227,7 @@ class Guard:
             self.session.configure_screening(**screening)
             done.append(f"screening: {', '.join(screening)}")
         if defences is not None:
-            self.defences = self._make_defences(defences)
+            self.defences = self._new_defences(defences)
             done.append(f"defences: {', '.join(self.defences.specs) or 'none (reject option alone)'}")
         if "autosave" in changes:
             self.autosave = bool(changes["autosave"])

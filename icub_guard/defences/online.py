@@ -44,7 +44,10 @@ def parse_specs(text: str) -> list[str]:
 
 
 def check_specs(specs) -> list[str]:
-    """The specs, each built once and composed, so a bad list is refused (`ValueError`) before it is applied."""
+    """The specs (a list, or the parameter's comma-separated text: `parse_specs`), each built once and composed,
+    so a bad list is refused (`ValueError`) before it is applied."""
+    if isinstance(specs, str):
+        return parse_specs(specs)
     specs = [str(s).strip() for s in specs if str(s).strip()]
     compose([make_defence(s) for s in specs])
     return specs
@@ -55,7 +58,7 @@ class OnlineDefences:
     the OS's entropy, so no one can know their noise; an int makes a run reproducible (tests, evaluations).
     Each rebuild after an update takes the next seed of one sequence: the noise never restarts."""
 
-    def __init__(self, specs=(), seed: int | None = None):
+    def __init__(self, specs: str | list[str] | tuple[str, ...] = (), seed: int | None = None):
         self.specs = check_specs(specs)
         self.seed = seed
         self._seeds = np.random.SeedSequence(seed)

@@ -228,6 +228,18 @@ def ensemble_images(settings: EnsembleSettings, problem: CurveProblem, images: l
     return out, wins
 
 
+def budget_attack(settings: CurveSettings, ensemble: EnsembleSettings):
+    """The evaluation's attack at one d_max — the curve's own attack, then the ensemble on what it left — as
+    `attack(model, x, y, d_max, failed) -> uint8 crops` (the binarization test examines this)."""
+
+    def attack(model, x: torch.Tensor, y: torch.Tensor, d_max: float, failed: Judge) -> np.ndarray:
+        problem = CurveProblem(model, x, y, [0.0, d_max], failed, deep=False)
+        images, _ = curve_images(settings, problem)
+        return ensemble_images(ensemble, problem, images)[0][-1]
+
+    return attack
+
+
 def grid_stop(d_grid) -> float | None:
     """FMN's `stop_below` for a curve over `d_grid`: below 75% of the smallest positive d_max, refining is moot."""
     smallest = min((float(d) for d in d_grid if d > 0), default=None)

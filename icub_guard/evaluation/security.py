@@ -55,6 +55,7 @@ from .curves import (
     EnsembleSettings,
     FeatureMemo,
     MinNormRun,
+    budget_attack,
     curve_images,
     ensemble_images,
     failed_judge,
@@ -502,13 +503,7 @@ def _binarization(s: _Setting):
     per_class = [np.flatnonzero(s.y_true == c) for c in np.unique(s.y_true)]
     order = [int(idx[rank]) for rank in range(max(map(len, per_class))) for idx in per_class if rank < len(idx)]
     pick = torch.as_tensor(sorted(order[: cfg.binarization]), device=s.x.device)
-
-    def attack(model, x, y, d_max, failed):
-        problem = CurveProblem(model, x, y, [0.0, d_max], failed, deep=False)
-        imgs, _ = curve_images(cfg.curve_settings(s.precision), problem)
-        imgs, _ = ensemble_images(cfg.ensemble_settings(s.precision), problem, imgs)
-        return imgs[-1]
-
+    attack = budget_attack(cfg.curve_settings(s.precision), cfg.ensemble_settings(s.precision))
     return binarization_test(s.judge.extractor, s.x[pick], d, attack, seed=cfg.seed), d
 
 

@@ -301,7 +301,7 @@ class LabelJournal:
                     f.truncate(scan.end)
                     os.fsync(f.fileno())
             self._open_for_append()
-            self.last_seq = max([snapshot_seq, *(e.seq for e in records), *(e.seq for e in entries)])
+            self.last_seq = max([snapshot_seq, *(e.seq for e in records)])
             return entries
 
     def _recover(self, data: bytes, entries: list[Entry], missing: list[int], problems: list[str],
@@ -396,8 +396,7 @@ class LabelJournal:
             keep = [e for e in records if e.seq > upto_seq and e.source != "base"]
             if len(keep) == len(records) - 1:
                 return
-            self._rewrite(_with_lost_markers(upto_seq, [e for e in keep if e.source != "lost"]) if any(
-                e.source == "lost" for e in keep) else [_marker(upto_seq, "base"), *keep])
+            self._rewrite(_with_lost_markers(upto_seq, [e for e in keep if e.source != "lost"]))
 
     def reset(self) -> None:
         """Forget every record (the model was reset): the file holds only a reset record, which replays as a reset

@@ -183,6 +183,13 @@ def with_progress(args, total: int, desc: str, unit: str, run):
         bar.close()
 
 
+def _checks_given(args) -> dict:
+    """The ensemble's and the checks' options given on the command line (the rest: the evaluation's defaults,
+    which differ between `evaluate` and `evaluate --defences`)."""
+    return {k: getattr(args, k) for k in ("ensemble_steps", "binarization", "square_queries")
+            if getattr(args, k) is not None}
+
+
 def cmd_evaluate(args) -> int:
     from .evaluation import EvalConfig, run_security_evaluation, sanity_lines, write_report
 
@@ -196,8 +203,7 @@ def cmd_evaluate(args) -> int:
                          d_max=tuple(args.d_max), norm=args.norm, steps=args.steps, backbone=args.backbone,
                          weights=weights, input_size=args.input_size, seed=args.seed, device=args.device,
                          target_false_reject=args.false_reject, adaptive=not args.no_adaptive, attack=args.attack,
-                         fmn_steps=args.fmn_steps, precision=args.precision, ensemble_steps=args.ensemble_steps,
-                         binarization=args.binarization, square_queries=args.square_queries)
+                         fmn_steps=args.fmn_steps, precision=args.precision, **_checks_given(args))
     except ValueError as exc:
         raise GuardError(f"evaluate: {exc}") from exc
     result = with_progress(args, 6 + (2 if cfg.adaptive else 0) + 2, "evaluate", "stage",
@@ -229,7 +235,7 @@ def cmd_evaluate_defences(args, weights: str) -> int:
                                 table_d_max=args.table_d_max if args.table_d_max is not None
                                 else d_max[len(d_max) // 2], backbone=args.backbone, weights=weights,
                                 input_size=args.input_size, seed=args.seed, device=args.device,
-                                false_reject=args.false_reject, precision=args.precision)
+                                false_reject=args.false_reject, precision=args.precision, **_checks_given(args))
     except ValueError as exc:
         raise GuardError(f"evaluate --defences: {exc}") from exc
     result = with_progress(args, 2 + len(specs), "evaluate --defences", "stage",
@@ -337,14 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "AMX or a CUDA GPU with bf16, else float32")
     ev.add_argument("--false-reject", type=float, default=0.05, help="calibration target of SVM-adv +5%%")
     ev.add_argument("--no-adaptive", action="store_true", help="skip the reject-aware attacker")
-    ev.add_argument("--square-queries", type=int, default=200, metavar="N",
+    ev.add_argument("--square-queries", type=int, metavar="N",
                     help="the gradient-masking check: a score-based search's queries per crop the curve left "
-                         "unbroken; 0: no check")
-    ev.add_argument("--binarization", type=int, default=7, metavar="N",
-                    help="crops of the binarization test (Zimmermann et al. 2022) among the sanity checks; 0: none")
-    ev.add_argument("--ensemble-steps", type=int, default=20,
+                         "unbroken (default 200; --defences: 100, against each defence); 0: no check")
+    ev.add_argument("--binarization", type=int, metavar="N",
+                    help="crops of the binarization test (Zimmermann et al. 2022) among the sanity checks (default 7; "
+                         "--defences: 3, against each defence); 0: none")
+    ev.add_argument("--ensemble-steps", type=int,
                     help="APGD-CE and APGD-T steps on every crop the curve's attack left unbroken, per d_max "
-                         "(error-generic curves: the per-crop worst case is reported); 0: the curve's attack alone")
+                         "(the per-crop worst case is reported; default 20; --defences: 10, with EOT / BPDA, on "
+                         "what the adaptive attack left); 0: the curve's attack alone")
     ev.add_argument("--strict", action="store_true", help="exit 1 if a sanity check fails")
     ev.add_argument("--defences", nargs="?", const="all", metavar="LIST",
                     help="evaluate the guard's defences instead: a comma-separated list (a+b composes; "

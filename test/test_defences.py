@@ -248,7 +248,8 @@ def test_evaluate_defences_runs_end_to_end_and_reports_both_attackers(tmp_path):
     cfg = DefenceEvalConfig(defences=("multicrop", "mahalanobis", "smoothing:n0=4:n=16:alpha=0.05",
                                       "adv_augment:steps=2"), n_train=6,
                             n_val=4, n_test=1, d_max=(0.0, 2000.0), steps=3, eot=2, table_d_max=2000.0,
-                            input_size=64, device="cpu", radii=(0.0, 10.0))
+                            input_size=64, device="cpu", radii=(0.0, 10.0), ensemble_steps=2, square_queries=10,
+                            binarization=1)
     res = run_defence_evaluation(cfg)
     assert [r.name for r in res.defences] == list(cfg.defences)
     for r in res.defences:
@@ -261,23 +262,38 @@ def test_evaluate_defences_runs_end_to_end_and_reports_both_attackers(tmp_path):
         assert all(b <= a + 1e-12 for a, b in zip(r.accuracy["adaptive"], r.accuracy["adaptive"][1:]))
     assert res.defences[1].roc_auc is not None and 0 <= res.defences[1].roc_auc <= 1
     assert res.defences[2].certified is not None and len(res.defences[2].certified) == 2
-    assert len(res.sanity) == 2 * len(cfg.defences)
+    checks = [c["check"] for c in res.sanity]
+    for spec in cfg.defences:  # the ensemble's checks against every defence, in the report
+        assert sum(c.startswith(f"{spec}: ") for c in checks) == 4
+        assert f"{spec}: a gradient-free attack is not stronger than the adaptive ensemble" in checks
+        assert f"{spec}: binarization test of the adaptive attack" in checks
+    multicrop = next(c for c in res.sanity if c["check"] == "multicrop: binarization test of the adaptive attack")
+    assert "found for" in multicrop["detail"]  # a transform: the test runs (smoothing and detectors: not applicable)
+    for r in res.defences:  # the ensemble's members and Stutz et al.'s robust error, per d_max
+        assert set(r.ensemble_wins) == {"adaptive", "apgd-ce", "apgd-t"}
+        assert all(len(v) == 2 for v in r.ensemble_wins.values())
+        assert set(r.robust_error) == {"non_adaptive", "adaptive"} and all(
+            0 <= v <= 1 for v in r.robust_error["adaptive"])
     files = write_defence_report(res, tmp_path)
     md = (tmp_path / files["markdown"]).read_text()
     assert "Günther" in md and "mahalanobis" in md and (tmp_path / "defences.png").exists()
 
 
 def test_the_adaptive_attacker_keeps_whatever_fooled_the_defence():
-    from icub_guard.evaluation.defences import _adaptive_step
+    from icub_guard.evaluation.defences import _worst
 
     y = np.array([0, 0, 0, 0, 0])
-    before = np.array([0, 1, 0, 0, -1])  # crop 1 fooled the defence at the smaller d_max
-    cold = np.array([0, 0, 2, 0, -1])  # crop 2: the clean start fools it
-    warm = np.array([0, 0, 0, 3, -1])  # crop 3: the warm start does
-    unaware = np.array([4, 0, 0, 0, -1])  # crop 0: only the unaware attack's crop gets past
-    both, best = _adaptive_step(before, cold, warm, unaware, y)
-    assert both.tolist() == [0, 0, 2, 3, -1]
-    assert best.tolist() == [4, 1, 2, 3, -1]  # every crop that any candidate broke stays broken
+    crops = {k: np.full((5, 1, 1, 3), v, np.uint8) for v, k in enumerate(("before", "cold", "warm", "unaware"))}
+    before = (np.array([0, 1, 0, 0, -1]), crops["before"])  # crop 1 fooled the defence at the smaller d_max
+    cold = (np.array([0, 0, 2, 0, -1]), crops["cold"])  # crop 2: the clean start fools it
+    warm = (np.array([0, 0, 0, 3, -1]), crops["warm"])  # crop 3: the warm start does
+    unaware = (np.array([4, 0, 0, 0, -1]), crops["unaware"])  # crop 0: only the unaware attack's crop gets past
+    both = _worst(cold, warm, y)
+    assert both[0].tolist() == [0, 0, 2, 3, -1]
+    best = _worst(_worst(both, unaware, y), before, y)
+    assert best[0].tolist() == [4, 1, 2, 3, -1]  # every crop that any candidate broke stays broken
+    # ... and the crop published is the one that broke it (the ensemble starts from these)
+    assert best[1][:, 0, 0, 0].tolist() == [3, 0, 1, 2, 1]
 
 
 def test_evaluate_defences_refuses_an_unknown_defence_before_loading_anything():

@@ -82,6 +82,7 @@ def test_sanity_checks_pass_and_analysis(result):
     assert "more attack steps" in names and "reaches its target" in names and "does not rise" in names
     assert "binarization test" in names and "gradient-free attack is not stronger" in names
     assert "unbounded attack reaches 100%" in names
+    assert "more steps and restarts do not break what the ensemble left (svm-rbf)" in names
     a = result.analysis
     assert a["input_l2"] == 500.0 and a["feature_shift_attack_mean"] > a["feature_shift_noise_mean"]
     assert a["ratio_attack_over_noise"] > 1
@@ -192,3 +193,61 @@ def test_the_binarization_test_fails_a_null_attack_and_passes_the_evaluations(da
     assert weak.tested == 7 and weak.found == 0 and not weak.passed
     strong = binarization_test(fx, x, 240.0, evaluations)
     assert strong.tested == 7 and strong.fraction >= 0.95 and strong.passed
+    # against a defence's input transforms (`evaluate --defences`): the binarized guard keeps them in front
+    from icub_guard.defences import make_defence
+
+    blur = binarization_test(fx, x[:2], 240.0, null, transforms=(make_defence("blur"),))
+    assert blur.tested + blur.skipped == 2 and blur.found == 0 and not blur.passed
+
+
+def test_the_stronger_attack_checks_fail_an_evaluation_that_left_crops_it_could_have_broken(data7):
+    """The gradient-free and the more-steps-and-restarts checks FAIL when the published crops are the clean ones
+    (an evaluation that attacked nothing) and pass on what the ensemble published."""
+    import cv2
+
+    from icub_guard.core import GuardModel, make_classifier
+    from icub_guard.core.features import BackboneSpec, FeatureExtractor
+    from icub_guard.evaluation.curves import (
+        CurveProblem,
+        EnsembleSettings,
+        FeatureMemo,
+        curve_images,
+        ensemble_images,
+        failed_judge,
+    )
+    from icub_guard.evaluation.security import _left_unbroken_checks, _Setting
+
+    fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), device="cpu")
+    small = lambda d: np.stack([cv2.resize(i, (32, 32), interpolation=cv2.INTER_AREA) for i in d.images])
+    clf = make_classifier("svm-rbf", C=10.0).fit(fx.extract(small(data7["train"])), data7["train"].labels)
+    crops = small(data7["test"])[::16]
+    y_true = np.array([list(clf.classes_).index(v) for v in data7["test"].labels[::16]])
+    x, y = torch.from_numpy(crops).float(), torch.from_numpy(y_true)
+    cfg = EvalConfig(d_max=(0.0, 2400.0), square_queries=100, ensemble_steps=10, device="cpu", precision="float32")
+    judge = FeatureMemo(fx)
+    failed = failed_judge(clf, judge, y_true, None)
+    s = _Setting(cfg, "float32", x, y, y_true, [0.0, 2400.0], judge)
+    model = GuardModel.from_classifier(fx, clf)
+    clean = crops.copy()
+    null = _left_unbroken_checks(s, [1.0, 1.0], model, failed, [clean, clean])
+    assert [c[1] for c in null] == [False, False], null
+    problem = CurveProblem(model, x, y, [0.0, 2400.0], failed, deep=False)
+    images, _ = ensemble_images(EnsembleSettings(10, 2, "float32"), problem,
+                                curve_images(cfg.curve_settings("float32"), problem)[0])
+    acc = float(np.mean(failed(images[1], np.arange(len(y)))))
+    assert all(c[1] for c in _left_unbroken_checks(s, [1.0, acc], model, failed, images))
+
+
+def test_robust_error_is_stutz_et_al_s():
+    """Stutz et al. 2020: a clean rejection leaves the count unless the attack gets accepted wrongly; an error on
+    either version counts once. Accuracy counts every rejection as correct; this does not reward it."""
+    from icub_guard.evaluation.metrics import robust_error
+
+    y = np.array([0, 0, 0, 0, 0])
+    clean = np.array([0, -1, -1, 1, 0])  # right, rejected, rejected, wrong, right
+    adv = np.array([0, -1, 2, 1, 3])  # kept, still rejected, fooled after a clean rejection, wrong, fooled
+    # counted: 0, 2, 3, 4 (1: rejected both times); wrong: 2, 3, 4
+    assert robust_error(clean, adv, y) == pytest.approx(3 / 4)
+    assert robust_error(clean, clean, y) == pytest.approx(1 / 3)  # d_max 0: the selective error
+    everything_rejected = np.full(5, -1)
+    assert robust_error(everything_rejected, everything_rejected, y) == 0.0

@@ -9,6 +9,12 @@ points it cannot separate is left out, as in the paper). The binarized guard —
 → the readout — misclassifies the boundary point, inside the budget. The attack under test runs on it
 from x; the test reports the fraction of crops where it found an adversarial example, FAIL below
 `threshold`.
+
+Against a defence whose decision the construction can express — input transforms before the
+features (`transforms`) — the points' features are the defended ones (each crop with the same draws
+of a randomised transform, as the judge sees it), and the binarized guard keeps the transforms in
+front of its readout: the adversarial example still exists for the defended guard, and the attacker
+who knows the defence (EOT, BPDA) must find it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ..attacks.constraints import quantize
 from ..core.pipeline import GuardModel
+from ..defences.base import DefendedModel, InputTransform
 
 #: `attack(model, x, y, d_max, failed) -> uint8 crops`: the attack under test on one binarized guard
 AttackUnderTest = Callable[[GuardModel, torch.Tensor, torch.Tensor, float, Callable], np.ndarray]
@@ -65,26 +72,53 @@ def _ball(x: torch.Tensor, n: int, radius: float, gen: torch.Generator, surface:
     return quantize(pts, x[None].expand_as(pts), radius, "l2")
 
 
+def _binarized(extractor, w: np.ndarray, b: float, transforms: tuple[InputTransform, ...]) -> torch.nn.Module:
+    """pixels → (transforms) → the guard's features → the readout."""
+    model = GuardModel(extractor, _Readout(w, b), ["inner", "boundary"])
+    return DefendedModel(model, list(transforms)) if transforms else model
+
+
+def _features(extractor, transforms: tuple[InputTransform, ...]):
+    """uint8 crops → the features the binarized guard's readout sees (float64)."""
+    if not transforms:
+        return lambda images: extractor.extract(images).astype(np.float64)
+    probe = _binarized(extractor, np.zeros(extractor.dim), 0.0, transforms)
+
+    def features(images: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for im in images:  # one at a time, each after a restart of the draws: a crop meets the same noise
+                probe.reseed()
+                xi = torch.from_numpy(np.ascontiguousarray(im[None])).to(extractor.device, torch.float32)
+                out.append(probe.parts(xi)[0].double().cpu().numpy())
+        return np.concatenate(out)
+
+    return features
+
+
 def binarization_test(extractor, x: torch.Tensor, d_max: float, attack: AttackUnderTest, n_inner: int = 32,
-                      seed: int = 0, threshold: float = 0.95) -> BinarizationResult:
-    """Run the test on crops `x` (N×H×W×3, 0..255) at `d_max` (l2); see the module docstring."""
+                      seed: int = 0, threshold: float = 0.95, transforms: tuple[InputTransform, ...] = ()
+                      ) -> BinarizationResult:
+    """Run the test on crops `x` (N×H×W×3, 0..255) at `d_max` (l2), with a defence's input `transforms` in front of
+    the features when given; see the module docstring."""
     gen = torch.Generator().manual_seed(seed)
+    features = _features(extractor, tuple(transforms))
     tested = found = skipped = 0
     for i in range(len(x)):
         xi = x[i].cpu()
         inner = torch.cat([xi[None], _ball(xi, n_inner, d_max, gen, surface=False)])
         boundary = _ball(xi, 1, 0.95 * d_max, gen, surface=True)
         pts = torch.cat([inner, boundary]).round().clamp(0, 255).to(torch.uint8).numpy()
-        f = extractor.extract(pts).astype(np.float64)
+        f = features(pts)
         labels = np.r_[np.zeros(len(inner), int), 1]
         lr = LogisticRegression(C=1e4, class_weight="balanced", max_iter=5000).fit(f, labels)
         if not (lr.predict(f) == labels).all():
             skipped += 1
             continue
-        model = GuardModel(extractor, _Readout(lr.coef_[0], lr.intercept_[0]), ["inner", "boundary"])
+        model = _binarized(extractor, lr.coef_[0], lr.intercept_[0], tuple(transforms))
 
         def failed(images: np.ndarray, idx: np.ndarray, lr=lr) -> np.ndarray:  # still class 0
-            return lr.predict(extractor.extract(images).astype(np.float64)) == 0
+            return lr.predict(features(images)) == 0
 
         y = torch.zeros(1, dtype=torch.long, device=x.device)
         adv = attack(model, x[i: i + 1], y, d_max, failed)

@@ -61,6 +61,7 @@ class CurveRecord:
     rejected: list[float]
     mean_l2: list[float]
     target_success: list[float] | None = None  # error-specific only: fraction classified as their target
+    robust_error: list[float] | None = None  # Stutz et al. 2020's, at the operating threshold (`metrics.robust_error`)
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,18 @@ def budget_attack(settings: CurveSettings, ensemble: EnsembleSettings):
         return ensemble_images(ensemble, problem, images)[0][-1]
 
     return attack
+
+
+def attack_what_is_left(attack, x: torch.Tensor, y: torch.Tensor, images: np.ndarray, failed: Judge
+                        ) -> tuple[int, int]:
+    """A check's stronger (or different) `attack` on the crops an evaluation left correct (`failed` still True for
+    its published `images`), from those crops: (crops tried, crops it broke)."""
+    left = np.flatnonzero(failed(images, np.arange(len(images))))
+    if not len(left):
+        return 0, 0
+    t = torch.as_tensor(left, device=x.device)
+    found = attack(x[t], y[t], x_init=torch.from_numpy(images[left]).to(x.device, x.dtype)).images()
+    return len(left), int((~failed(found, left)).sum())
 
 
 def grid_stop(d_grid) -> float | None:

@@ -43,14 +43,17 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ..attacks import Attack, OrthogonalPGD, PaperAttack, resolve_precision
+from ..attacks import Attack, OrthogonalPGD, PaperAttack, SquareSearch, resolve_precision
 from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
 from ..core.svm import make_classifier, select_hyperparameters
-from ..defences import DefencePipeline, OpenSetEVT, make_defence
+from ..defences import EOT, DefencePipeline, InputTransform, OpenSetEVT, make_defence
 from ..defences.online import check_specs
 from ..sim.datasets import load_dataset
+from .binarization import binarization_test
+from .curves import CurveProblem, EnsembleSettings, attack_what_is_left, ensemble_images
+from .metrics import robust_error
 from .security import ACCURACY_RULE
 
 log = logging.getLogger(__name__)
@@ -80,9 +83,15 @@ class DefenceEvalConfig:
     device: str = "auto"
     false_reject: float = 0.05
     precision: str = "auto"  # of the attacks' gradient passes; auto: bfloat16 where fast (AMX CPU, CUDA)
+    ensemble_steps: int = 10  # APGD-CE and APGD-T (EOT / BPDA) on what the adaptive attack left correct; 0: none
+    ensemble_targets: int = 2
+    square_queries: int = 100  # the gradient-free check's queries per crop left correct; 0: no check
+    binarization: int = 3  # crops of the binarization test per defence whose decision it can express; 0: none
 
     def __post_init__(self) -> None:
         resolve_precision(self.precision)
+        if self.ensemble_steps < 0 or self.ensemble_targets < 1 or self.square_queries < 0 or self.binarization < 0:
+            raise ValueError("ensemble_steps, square_queries and binarization must be >= 0, ensemble_targets >= 1")
         for spec in self.defences:  # an unknown name or parameter is a configuration error, said now
             for d in (make_defence(s) for s in check_specs(spec.split("+"))):
                 if isinstance(d, OpenSetEVT) and d.strict and d.tail_size > self.n_val:
@@ -105,6 +114,10 @@ class DefenceResult:
     certified: list[float] | None = None  # certified accuracy per radius (smoothing)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: crops fooled per d_max by the adaptive attack (Algorithm 1 or orthogonal PGD, both starts, carried) and,
+    #: of those it left correct, by the ensemble's APGD-CE and APGD-T
+    ensemble_wins: dict[str, list[int]] = field(default_factory=dict)
+    robust_error: dict[str, list[float]] = field(default_factory=dict)  # Stutz et al. 2020, per attacker
 
 
 @dataclass
@@ -126,16 +139,36 @@ def _accuracy(labels: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(~rules.fooled(labels, y)))
 
 
-def _adaptive_step(before: np.ndarray, cold: np.ndarray, warm: np.ndarray, unaware: np.ndarray,
-                   y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels under the adaptive attacker at one d_max: (the better of its two starts, what is reported).
+Labelled = tuple[np.ndarray, np.ndarray]  # (labels per crop, the uint8 crops they were given to)
 
-    Reported per crop: the first that fools the defence of the two starts, the unaware attack's crop
-    (the attacker has it too), and the crop reported at the smaller d_max (inside this budget too).
-    """
-    both = np.where(rules.fooled(warm, y), warm, cold)
-    best = np.where(rules.fooled(unaware, y) & ~rules.fooled(both, y), unaware, both)
-    return both, np.where(rules.fooled(before, y) & ~rules.fooled(best, y), before, best)
+
+def _worst(a: Labelled, b: Labelled, y: np.ndarray) -> Labelled:
+    """Per crop, `b` where it fools the defence and `a` does not, else `a`: the attacker keeps whatever got past."""
+    take = rules.fooled(b[0], y) & ~rules.fooled(a[0], y)
+    return np.where(take, b[0], a[0]), np.where(take[:, None, None, None], b[1], a[1])
+
+
+def _uint8(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Crops as a camera publishes them (the attacks' `images()` already are)."""
+    return x if isinstance(x, np.ndarray) else x.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def _failed(judge: Callable[[np.ndarray], np.ndarray], y: np.ndarray):
+    """`curves.Judge` under a defence: where the crops are still correct (not accepted with a wrong label)."""
+    return lambda images, idx: ~rules.fooled(judge(images), y[idx])
+
+
+def _judge(pipe: DefencePipeline, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+    """The defence's labels for uint8 crops. A randomised pipeline judges one crop at a time, so a crop meets the
+    same draws (`fresh_noise=False` restarts them per decision) whichever crops it is judged with: the ensemble
+    judges subsets, and a crop it broke stays broken in the full set."""
+    one = pipe.smoothing is not None or any(d.randomized for d in pipe.defences)
+
+    def labels(images: np.ndarray) -> np.ndarray:
+        return pipe.labels(torch.from_numpy(np.ascontiguousarray(images)).to(device, torch.float32),
+                           batch=1 if one else 32)
+
+    return labels
 
 
 def _adaptive_attack(pipe: DefencePipeline, eot: int, steps: int, norm: str, precision: str,
@@ -194,7 +227,8 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
     undefended_pipe = DefencePipeline(base, [], fresh_noise=False)
     base_labels = [undefended_pipe.labels(im) for im in attacked]
     undefended = {"accuracy": [_accuracy(lab, y) for lab in base_labels],
-                  "rejected": [float(np.mean(lab == rules.REJECTED)) for lab in base_labels]}
+                  "rejected": [float(np.mean(lab == rules.REJECTED)) for lab in base_labels],
+                  "robust_error": [robust_error(undefended_pipe.labels(x), lab, y) for lab in base_labels]}
     ti = d_grid.index(float(cfg.table_d_max))
     fooled = rules.fooled(base_labels[ti], y)
     timing["non_adaptive_s"] = time.perf_counter() - t
@@ -213,20 +247,35 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
             model = GuardModel.from_classifier(extractor, clf_a)
         pipe = DefencePipeline(model, defences, fresh_noise=False)  # every attack judged with the same draws
         pipe.fit(f_tr, y_tr, f_val, y_val)
-        clean = pipe.labels(x)
-        non_adaptive = [pipe.labels(im) for im in attacked]
+        judge = _judge(pipe, dev)
+        clean = judge(_uint8(x))
+        non_adaptive = [judge(_uint8(im)) for im in attacked]
         adaptive_attack = _adaptive_attack(pipe, cfg.eot, cfg.steps, cfg.norm, precision)
-        cold = [pipe.labels(im) for im in _images(adaptive_attack.sweep(x, y_t, nonzero), x, d_grid)]
+        cold_imgs = [_uint8(im) for im in _images(adaptive_attack.sweep(x, y_t, nonzero), x, d_grid)]
+        cold = [judge(im) for im in cold_imgs]
         # the attacker who knows the defence may also start where the unaware attack ended; per crop, the
         # best of the two starts and the unaware crop is the adaptive result (a crop the defence gets wrong), and a
         # crop broken within a smaller d_max stays broken (that crop is inside every larger budget too)
-        adaptive, two_starts = [cold[0]], [cold[0]]
+        adaptive, two_starts, adv_imgs = [cold[0]], [cold[0]], [cold_imgs[0]]
         for i, d in enumerate(d_grid[1:], start=1):
             adaptive_attack.eps = d
-            warm = pipe.labels(torch.from_numpy(adaptive_attack(x, y_t, x_init=attacked[i]).images()).to(x))
-            both, best = _adaptive_step(adaptive[-1], cold[i], warm, non_adaptive[i], y)
-            two_starts.append(both)
-            adaptive.append(best)
+            warm_img = adaptive_attack(x, y_t, x_init=attacked[i]).images()
+            both = _worst((cold[i], cold_imgs[i]), (judge(warm_img), warm_img), y)
+            best = _worst(both, (non_adaptive[i], _uint8(attacked[i])), y)
+            best = _worst(best, (adaptive[-1], adv_imgs[-1]), y)
+            two_starts.append(both[0])
+            adaptive.append(best[0])
+            adv_imgs.append(best[1])
+        # the per-crop worst case over the ensemble: APGD-CE and APGD-T on the attacker's model (EOT, BPDA) where
+        # the attacks above left a crop correct, from that crop
+        wins = {"adaptive": [int(rules.fooled(lab, y).sum()) for lab in adaptive]}
+        if cfg.ensemble_steps > 0:
+            problem = CurveProblem(pipe.attack_model(cfg.eot), x, y_t, d_grid, _failed(judge, y), aware=True,
+                                   deep=False)
+            adv_imgs, members = ensemble_images(EnsembleSettings(cfg.ensemble_steps, cfg.ensemble_targets,
+                                                                 precision, cfg.norm), problem, adv_imgs)
+            adaptive = [judge(im) for im in adv_imgs]
+            wins.update({m: members[m] for m in ("apgd-ce", "apgd-t")})
         r = DefenceResult(
             spec, _accuracy(clean, y), float(np.mean(clean == rules.REJECTED)),
             {"non_adaptive": [_accuracy(lab, y) for lab in non_adaptive],
@@ -236,13 +285,15 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
              "adaptive": [float(np.mean(lab == rules.REJECTED)) for lab in adaptive]},
             float(np.mean(non_adaptive[ti][fooled] == y[fooled])) if fooled.any() else float("nan"),
             float(np.mean(non_adaptive[ti][fooled] == rules.REJECTED)) if fooled.any() else float("nan"),
-            notes=list(pipe.notes))
+            notes=list(pipe.notes), ensemble_wins=wins,
+            robust_error={"non_adaptive": [robust_error(clean, lab, y) for lab in non_adaptive],
+                          "adaptive": [robust_error(clean, lab, y) for lab in adaptive]})
         if pipe.detectors and all(d.fitted for d in pipe.detectors):
             r.roc_auc = _roc_auc(pipe, x, attacked[ti])
         if pipe.smoothing is not None:
             r.certified = _certified(pipe, x, y, cfg.radii)
-        sanity += _checks(_Attacked(cfg, precision, x, y, y_t, d_grid, attacked), spec, pipe, r,
-                          [_accuracy(lab, y) for lab in two_starts])
+        sanity += _checks(_Attacked(cfg, precision, x, y, y_t, d_grid, attacked, extractor), spec, pipe, r,
+                          [_accuracy(lab, y) for lab in two_starts], judge, adv_imgs)
         r.seconds = time.perf_counter() - t
         results.append(r)
         log.info("%s: clean %.2f, non-adaptive %s, adaptive %s", spec, r.clean_accuracy,
@@ -277,15 +328,17 @@ class _Attacked:
     y_t: torch.Tensor  # the same, on the device
     d_grid: list[float]
     attacked: list[torch.Tensor]  # the non-adaptive attack's crops per d_max (clean at 0)
+    extractor: FeatureExtractor
 
     @property
     def nonzero(self) -> list[float]:
         return [d for d in self.d_grid if d > 0]
 
 
-def _checks(case: _Attacked, spec: str, pipe: DefencePipeline, r: DefenceResult,
-            two_starts: list[float]) -> list[dict]:
-    """The sanity checks of one defence; `two_starts`: the adaptive attack's accuracy per d_max, better start."""
+def _checks(case: _Attacked, spec: str, pipe: DefencePipeline, r: DefenceResult, two_starts: list[float],
+            judge: Callable[[np.ndarray], np.ndarray], adv_imgs: list[np.ndarray]) -> list[dict]:
+    """The sanity checks of one defence; `two_starts`: the adaptive attack's accuracy per d_max, better start;
+    `adv_imgs`: the crops the ensemble published per d_max."""
     cfg, x, y, y_t, d_grid, attacked = case.cfg, case.x, case.y, case.y_t, case.d_grid, case.attacked
     nonzero, precision = case.nonzero, case.precision
     out = []
@@ -302,12 +355,56 @@ def _checks(case: _Attacked, spec: str, pipe: DefencePipeline, r: DefenceResult,
         top = max(nonzero)
         i = d_grid.index(top)
         more = _adaptive_attack(pipe, 2 * cfg.eot, 2 * cfg.steps, cfg.norm, precision, eps=top)
-        cold = pipe.labels(torch.from_numpy(more(x, y_t).images()).to(x.device, x.dtype))
-        warm = pipe.labels(torch.from_numpy(more(x, y_t, x_init=attacked[i]).images()).to(x.device, x.dtype))
+        cold = judge(more(x, y_t).images())
+        warm = judge(more(x, y_t, x_init=attacked[i]).images())
         a_more = _accuracy(np.where(rules.fooled(warm, y), warm, cold), y)
         a_base = two_starts[i]
         out.append({"check": f"{spec}: more EOT draws and steps do not raise the adaptive attack's accuracy",
                     "passed": a_more <= a_base + one,
                     "detail": f"d_max {top:g}: eot {cfg.eot}, {cfg.steps} steps → {a_base:.3f}; "
                               f"eot {2 * cfg.eot}, {2 * cfg.steps} steps → {a_more:.3f}"})
+    live = [i for i, d in enumerate(d_grid) if d > 0 and r.accuracy["adaptive"][i] > 0]
+    if cfg.square_queries > 0 and cfg.norm in SquareSearch.norms and nonzero:
+        name = f"{spec}: a gradient-free attack is not stronger than the adaptive ensemble"
+        if not live:
+            out.append({"check": name, "passed": True, "detail": "accuracy 0 at every d_max > 0: nothing left"})
+        else:
+            i = live[-1]
+            search = SquareSearch(pipe.attack_model(1), eps=d_grid[i], norm=cfg.norm, queries=cfg.square_queries,
+                                  reject_aware=True, seed=cfg.seed)
+            tried, broken = attack_what_is_left(search, x, y_t, adv_imgs[i], _failed(judge, y))
+            out.append({"check": name, "passed": broken <= 1,
+                        "detail": f"d_max {d_grid[i]:g}: {cfg.square_queries} queries (one draw each) on each of "
+                                  f"the {tried} crops left correct broke {broken}"})
+    if cfg.binarization > 0 and nonzero:
+        out.append(_binarization_check(case, spec, pipe))
     return out
+
+
+def _binarization_check(case: _Attacked, spec: str, pipe: DefencePipeline) -> dict:
+    """Zimmermann et al.'s binarization test of the adaptive attacker (Algorithm 1 with EOT / BPDA, then the
+    ensemble) against this defence's input transforms, at the middle positive d_max."""
+    cfg = case.cfg
+    name = f"{spec}: binarization test of the adaptive attack"
+    transforms = tuple(d for d in pipe.defences if isinstance(d, InputTransform))
+    if pipe.smoothing is not None or pipe.detectors:
+        return {"check": name, "passed": True, "detail": "not applicable: the construction replaces the classifier's "
+                "readout, and a detector or smoothing decides on more than it (the undefended test covers the rest)"}
+    nonzero = case.nonzero
+    d = nonzero[len(nonzero) // 2]
+    randomized = any(t.randomized for t in transforms)
+
+    def attack(model, xs, ys, d_max, failed):
+        target = EOT(model, cfg.eot) if randomized else model
+        first = PaperAttack(target, eps=d_max, norm=cfg.norm, steps=cfg.steps, precision=case.precision)(xs, ys)
+        problem = CurveProblem(target, xs, ys, [0.0, d_max], failed, deep=False)
+        images, _ = ensemble_images(EnsembleSettings(cfg.ensemble_steps, cfg.ensemble_targets, case.precision,
+                                                     cfg.norm), problem, [_uint8(xs), first.images()])
+        return images[-1]
+
+    per_class = [np.flatnonzero(case.y == c) for c in np.unique(case.y)]
+    pick = torch.as_tensor(sorted(int(idx[0]) for idx in per_class[: cfg.binarization]), device=case.x.device)
+    b = binarization_test(case.extractor, case.x[pick], d, attack, seed=cfg.seed, transforms=transforms)
+    return {"check": name, "passed": b.passed,
+            "detail": f"d_max {d:g}: found for {b.found} of {b.tested} crops ({b.fraction:.2f}; FAIL below "
+                      f"{b.threshold:.2f}), {b.skipped} left out (points not separable)"}

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..core import rules
+
 log = logging.getLogger(__name__)
 
 
@@ -58,3 +60,18 @@ def random_direction_like(x: torch.Tensor, norm_value: float, seed: int = 0, mas
         d = d * mask
     d = d * (norm_value / d.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, 1, 1, 1)
     return (x + d).clamp(0, 255)
+
+
+def robust_error(clean: np.ndarray, attacked: np.ndarray, y: np.ndarray) -> float:
+    """Stutz et al. 2020's confidence-thresholded robust test error at the operating threshold (labels: class
+    indices, `rules.REJECTED` where rejected).
+
+    A crop is an error when its clean or its attacked version is accepted with a wrong label; a crop whose clean
+    version is rejected leaves the count (the robot asked) unless its attacked version is accepted wrongly:
+    Σ max(1[clean fooled], 1[attacked fooled]) / Σ max(1[clean accepted], 1[attacked fooled]). It is what a
+    reject option must be judged by: rejecting clean crops buys nothing here, unlike in accuracy.
+    """
+    clean, attacked, y = np.asarray(clean), np.asarray(attacked), np.asarray(y)
+    wrong = rules.fooled(clean, y) | rules.fooled(attacked, y)
+    counted = (clean != rules.REJECTED) | rules.fooled(attacked, y)
+    return float(wrong.sum() / counted.sum()) if counted.any() else 0.0

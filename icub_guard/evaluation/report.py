@@ -52,6 +52,30 @@ def plot_security(res: EvalResult, out: Path) -> list[str]:
     return _save(fig, out, "security_accuracy")
 
 
+ROBUST_ERROR = ("confidence-thresholded robust error (Stutz et al. 2020) at the operating threshold: a crop is an "
+                "error if its clean or attacked version is accepted with a wrong label; a crop whose clean version is "
+                "rejected is left out unless its attacked version is accepted wrongly (lower is better)")
+
+
+def plot_robust_error(res: EvalResult, out: Path) -> list[str]:
+    """Stutz et al.'s robust error vs d_max for every error-generic curve: what a reject option is judged by."""
+    curves = [c for c in res.curves_of("generic") if c.robust_error is not None]
+    if not curves:
+        return []
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for c in curves:
+        color, marker, label = STYLE.get((c.key.classifier, c.key.adaptive), ("k", ".", c.key.label))
+        ax.plot(res.d_max, c.robust_error, marker=marker, color=color, label=label,
+                linestyle="--" if c.key.adaptive else "-")
+    ax.set_xlabel(f"d_max ({res.config['norm']}, pixel units 0..255)")
+    ax.set_ylabel("robust error (Stutz et al. 2020)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("error-generic attack: confidence-thresholded robust error")
+    return _save(fig, out, "robust_error")
+
+
 def plot_examples(res: EvalResult, out: Path) -> list[str]:
     """Fig. 7 style: original, amplified perturbation, adversarial — per d_max, and a sticker."""
     ex = res.examples
@@ -87,18 +111,20 @@ def write_report(res: EvalResult, out_dir: str | os.PathLike) -> dict[str, str]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
-    figs = plot_security(res, out) + plot_examples(res, out)
+    figs = plot_security(res, out) + plot_robust_error(res, out) + plot_examples(res, out)
     files["figures"] = ", ".join(figs)
     (out / "results.json").write_text(json.dumps(res.to_json(), indent=2))
     (out / "config.json").write_text(json.dumps({"config": res.config, "timing": res.timing}, indent=2))
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["mode", "classifier", "d_max", "accuracy", "rejected", "mean_l2", "target_success"])
+        w.writerow(["mode", "classifier", "d_max", "accuracy", "rejected", "mean_l2", "target_success",
+                    "robust_error"])
         for c in res.curves:
             for i, d in enumerate(res.d_max):
                 ts = None if c.target_success is None else c.target_success[i]
+                re = None if c.robust_error is None else c.robust_error[i]
                 w.writerow([c.key.mode, c.key.label, d, c.accuracy[i], c.rejected[i], c.mean_l2[i],
-                            "" if ts is None else ts])
+                            "" if ts is None else ts, "" if re is None else re])
     (out / "report.md").write_text(markdown(res))
     files.update(json="results.json", csv="results.csv", config="config.json", report="report.md")
     return files
@@ -157,6 +183,13 @@ def markdown(res: EvalResult) -> str:
         lines += ["Error-specific: fraction of samples classified as their target", "",
                   "| classifier | " + " | ".join(f"{d:g}" for d in res.d_max) + " |", "|---|" + "---|" * len(res.d_max)]
         lines += [f"| {c.key.label} | " + " | ".join(f"{a:.2f}" for a in c.target_success) + " |" for c in targeted]
+        lines.append("")
+    robust = [c for c in res.curves_of("generic") if c.robust_error is not None]
+    if robust:
+        lines += ["### Robust error at the operating threshold (error-generic)", "", f"The {ROBUST_ERROR}.", "",
+                  "![robust error vs d_max](robust_error.png)", "",
+                  "| classifier | " + " | ".join(f"{d:g}" for d in res.d_max) + " |", "|---|" + "---|" * len(res.d_max)]
+        lines += [f"| {c.key.label} | " + " | ".join(f"{v:.2f}" for v in c.robust_error) + " |" for c in robust]
         lines.append("")
     if res.pass_mean:
         lines += ["PASS (aligned SSIM) of the error-generic SVM-RBF adversarial crops: " +
@@ -240,7 +273,9 @@ def write_teaching_report(res: TeachingEvalResult, out: str | os.PathLike) -> di
 def plot_defences(res: DefenceEvalResult, out: Path) -> list[str]:
     """Every defence's accuracy vs d_max (non-adaptive dashed, adaptive solid), and certified accuracy."""
     smooth = [r for r in res.defences if r.certified is not None]
-    fig, axes = plt.subplots(1, 2 if smooth else 1, figsize=(13 if smooth else 8, 4.8), squeeze=False)
+    robust = [r for r in res.defences if r.robust_error]
+    panels = 1 + bool(robust) + bool(smooth)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.8), squeeze=False)
     ax = axes[0, 0]
     ax.plot(res.d_max, res.undefended["accuracy"], color="k", marker="o", linewidth=2, label="undefended")
     colors = plt.cm.tab20(np.linspace(0, 1, max(len(res.defences), 2)))
@@ -253,8 +288,20 @@ def plot_defences(res: DefenceEvalResult, out: Path) -> list[str]:
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    if smooth:
+    colors_of = dict(zip((r.name for r in res.defences), colors, strict=False))
+    if robust:
         ax = axes[0, 1]
+        if "robust_error" in res.undefended:
+            ax.plot(res.d_max, res.undefended["robust_error"], color="k", marker="o", linewidth=2, label="undefended")
+        for r in robust:
+            ax.plot(res.d_max, r.robust_error["adaptive"], color=colors_of[r.name], marker=".", label=r.name)
+        ax.set_xlabel("d_max (l2, pixel values 0..255)")
+        ax.set_ylabel("robust error (Stutz et al. 2020), lower is better")
+        ax.set_title("adaptive attacker: confidence-thresholded robust error")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    if smooth:
+        ax = axes[0, panels - 1]
         for r in smooth:
             ax.plot(res.config["radii"], r.certified, marker="o", label=r.name)
         ax.set_xlabel("certified l2 radius (pixel values 0..255)")
@@ -272,8 +319,11 @@ def defences_markdown(res: DefenceEvalResult) -> str:
              f"{c['n_test']} test crops per class; Algorithm 1 (reject-aware, {c['steps']} steps, l2, "
              f"{c.get('precision', 'float32')} gradients); adaptive: "
              f"EOT {c['eot']} draws per step for randomised defences, BPDA for JPEG, and against detectors "
-             f"orthogonal PGD ({c['steps']} steps; accepted with a wrong label and undetected). "
-             f"Accuracy rule: {res.rule}.", "",
+             f"orthogonal PGD ({c['steps']} steps; accepted with a wrong label and undetected)"
+             + (f"; then, per crop and d_max where that left the crop correct, the ensemble's APGD-CE and APGD-T "
+                f"({c['ensemble_steps']} steps, {c['ensemble_targets']} targets, on the same EOT / BPDA model): the "
+                "adaptive column is the per-crop worst case" if c.get("ensemble_steps") else "")
+             + f". Accuracy rule: {res.rule}.", "",
              f"## Accuracy vs d_max ({d}): non-adaptive, adaptive (best of two starts), adaptive from clean", "",
              "| defence | clean acc. | clean rejected | non-adaptive | adaptive | adaptive, clean start |",
              "|---|---|---|---|---|---|",
@@ -283,6 +333,22 @@ def defences_markdown(res: DefenceEvalResult) -> str:
         lines.append(f"| {r.name} | {r.clean_accuracy:.2f} | {r.clean_rejected:.2f} | "
                      + " | ".join(" ".join(f"{a:.2f}" for a in r.accuracy[k])
                                   for k in ("non_adaptive", "adaptive", "adaptive_cold_start")) + " |")
+    robust = [r for r in res.defences if r.robust_error]
+    if robust:
+        lines += ["", f"## Robust error at the operating threshold, d_max {d}: non-adaptive, adaptive", "",
+                  f"The {ROBUST_ERROR}.", "", "| defence | non-adaptive | adaptive |", "|---|---|---|"]
+        if "robust_error" in res.undefended:
+            lines.append("| none | " + " ".join(f"{v:.2f}" for v in res.undefended["robust_error"]) + " | |")
+        lines += [f"| {r.name} | " + " | ".join(" ".join(f"{v:.2f}" for v in r.robust_error[k])
+                                                  for k in ("non_adaptive", "adaptive")) + " |" for r in robust]
+    won = [r for r in res.defences if r.ensemble_wins.get("apgd-ce") is not None]
+    if won:
+        lines += ["", f"## Which attack fooled the defence, per d_max ({d})", "",
+                  "Crops fooled by the adaptive attack (both starts, the unaware crop, a smaller d_max's), then of "
+                  "those it left correct, by APGD-CE and by APGD-T.", "",
+                  "| defence | adaptive attack | APGD-CE | APGD-T |", "|---|---|---|---|"]
+        lines += [f"| {r.name} | " + " | ".join(" ".join(str(v) for v in r.ensemble_wins[k])
+                                                  for k in ("adaptive", "apgd-ce", "apgd-t")) + " |" for r in won]
     lines += ["", f"## Günther et al.'s table, at d_max {c['table_d_max']:g} (non-adaptive attacks that fooled the "
               "undefended guard)", "", "| defence | clean accuracy | corrected (right label) | caught (rejected) | "
               "detector ROC AUC |", "|---|---|---|---|---|"]

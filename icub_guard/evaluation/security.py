@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ..attacks import FastMinimumNorm, PaperAttack, SquareSearch, resolve_precision
+from ..attacks.apgd import APGD
 from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
@@ -55,6 +56,7 @@ from .curves import (
     EnsembleSettings,
     FeatureMemo,
     MinNormRun,
+    attack_what_is_left,
     budget_attack,
     curve_images,
     ensemble_images,
@@ -62,7 +64,7 @@ from .curves import (
     grid_stop,
     rises,
 )
-from .metrics import feature_shift, pass_score, random_direction_like
+from .metrics import feature_shift, pass_score, random_direction_like, robust_error
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +177,11 @@ class EvalResult:
         return self._table("mean_l2")
 
     @property
+    def robust_error(self) -> dict[str, dict[str, list[float]]]:
+        """Stutz et al. 2020's confidence-thresholded robust error per d_max (`metrics.robust_error`)."""
+        return self._table("robust_error")
+
+    @property
     def target_success(self) -> dict[str, list[float]]:
         """Error-specific: curve label → fraction classified as their target, per d_max."""
         return {c.key.label: c.target_success for c in self.curves if c.target_success is not None}
@@ -183,6 +190,7 @@ class EvalResult:
         """results.json: the curves as nested tables, every other field as it is (not the examples)."""
         return copy.deepcopy({"config": self.config, "d_max": self.d_max, "accuracy": self.accuracy,
                 "target_success": self.target_success, "rejected": self.rejected, "mean_l2": self.mean_l2,
+                "robust_error": self.robust_error,
                 "pass_mean": self.pass_mean, "test_accuracy": self.test_accuracy,
                 "hyperparameters": self.hyperparameters, "analysis": self.analysis, "sanity": self.sanity,
                 "timing": self.timing, "attack": self.attack})
@@ -281,7 +289,8 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     k = len(classes)
     targets = (y_idx + 1 + torch.arange(len(y_idx), device=x.device) % (k - 1)) % k
     y_true = y_idx.cpu().numpy()
-    test_acc = {k: _accuracy(c.predict_indices(F_te), y_true) for k, c in clfs.items()}
+    clean_labels = {k: c.predict_indices(F_te) for k, c in clfs.items()}
+    test_acc = {k: _accuracy(lab, y_true) for k, lab in clean_labels.items()}
 
     models = {"svm": GuardModel.from_classifier(extractor, svm),
               "svm-rbf": GuardModel.from_classifier(extractor, rbf),
@@ -316,12 +325,14 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
             feats = [judge.extract(im) for im in imgs]
             for key in attacker.curve_keys(mode):
                 labels = [clfs[key.classifier].predict_indices(f) for f in feats]
+                clean = clean_labels[key.classifier]
                 curves.append(CurveRecord(
                     key, accuracy=[_accuracy(lab, y_true) for lab in labels],
                     rejected=[float(np.mean(lab == rules.REJECTED)) for lab in labels],
                     mean_l2=[float(np.linalg.norm((im.astype(np.float32) - test_all.images).reshape(len(im), -1),
                                                   axis=1).mean()) for im in imgs],
-                    target_success=[float(np.mean(lab == target_ids)) for lab in labels] if specific else None))
+                    target_success=[float(np.mean(lab == target_ids)) for lab in labels] if specific else None,
+                    robust_error=[robust_error(clean, lab, y_true) for lab in labels]))
             if run == CurveKey("svm-rbf", "generic"):
                 pass_mean["svm-rbf"] = [float(np.mean([pass_score(a, b) for a, b in zip(test_all.images, im,
                                                                                          strict=True)]))
@@ -459,9 +470,10 @@ def _sanity_checks(s: _Setting, curves: list[CurveRecord], test_acc: dict[str, f
             add(f"{name} (error-{mode}): accuracy does not rise with d_max (by more than one sample)", not up,
                 " ".join(f"{v:.2f}" for v in a) + (f"; rises after d_max {', '.join(f'{d_grid[i]:g}' for i in up)}"
                                                      if up else ""))
-    if rbf_images is not None and cfg.square_queries > 0 and cfg.norm in SquareSearch.norms:
-        add(*_gradient_free_check(s, by_key[CurveKey("svm-rbf", "generic")].accuracy, rbf_model, rbf_failed,
-                                  rbf_images))
+    if rbf_images is not None:
+        for check in _left_unbroken_checks(s, by_key[CurveKey("svm-rbf", "generic")].accuracy, rbf_model, rbf_failed,
+                                           rbf_images):
+            add(*check)
     if norms is not None:
         finite = float(np.mean(np.isfinite(np.asarray(norms, float))))
         add("an unbounded attack reaches 100% (svm-rbf): every crop has a minimum-norm adversarial example",
@@ -474,23 +486,31 @@ def _sanity_checks(s: _Setting, curves: list[CurveRecord], test_acc: dict[str, f
     return checks
 
 
-def _gradient_free_check(s: _Setting, curve: list[float], model, failed, images: list[np.ndarray]):
-    """Gradient masking (Carlini et al. 2019): at the largest d_max where SVM-RBF's curve is above 0, a score-based
-    search that never reads a gradient (`SquareSearch`) tries the crops the curve left unbroken, from their
-    published crops; FAIL when it breaks more than one."""
+def _left_unbroken_checks(s: _Setting, curve: list[float], model, failed, images: list[np.ndarray]) -> list[tuple]:
+    """Gradient masking and a weak ensemble (Carlini et al. 2019): at the largest d_max where SVM-RBF's curve is
+    above 0, a score-based search that never reads a gradient (`SquareSearch`), and APGD-CE with twice the
+    ensemble's steps and three restarts, try the crops the curve left unbroken, from its published crops; each
+    FAILs when it breaks more than one."""
+    free = "a gradient-free attack is not stronger than the gradient ensemble (svm-rbf)"
+    more = "more steps and restarts do not break what the ensemble left (svm-rbf)"
     live = [i for i, d in enumerate(s.d_grid) if d > 0 and curve[i] > 0]
-    name = "a gradient-free attack is not stronger than the gradient ensemble (svm-rbf)"
     if not live:
-        return name, True, "the curve is 0 at every d_max > 0: nothing left to break"
-    i = live[-1]
-    left = np.flatnonzero(failed(images[i], np.arange(len(s.y_true))))
-    t = torch.as_tensor(left, device=s.x.device)
-    start = torch.from_numpy(images[i][left]).to(s.x.device, s.x.dtype)
-    search = SquareSearch(model, eps=s.d_grid[i], norm=s.cfg.norm, queries=s.cfg.square_queries, seed=s.cfg.seed)
-    found = search(s.x[t], s.y[t], x_init=start).images()
-    broken = int((~failed(found, left)).sum())
-    return name, broken <= 1, (f"d_max {s.d_grid[i]:g}: {s.cfg.square_queries} queries on each of the {len(left)} "
-                               f"crops the curve left unbroken broke {broken}")
+        return [(name, True, "the curve is 0 at every d_max > 0: nothing left to break") for name in (free, more)]
+    i, cfg = live[-1], s.cfg
+    d = s.d_grid[i]
+    out = []
+    if cfg.square_queries > 0 and cfg.norm in SquareSearch.norms:
+        search = SquareSearch(model, eps=d, norm=cfg.norm, queries=cfg.square_queries, seed=cfg.seed)
+        tried, broken = attack_what_is_left(search, s.x, s.y, images[i], failed)
+        out.append((free, broken <= 1, f"d_max {d:g}: {cfg.square_queries} queries on each of the {tried} crops the "
+                                       f"curve left unbroken broke {broken}"))
+    if cfg.ensemble_steps > 0:
+        steps = 2 * cfg.ensemble_steps
+        apgd = APGD(model, eps=d, norm=cfg.norm, steps=steps, restarts=3, seed=cfg.seed + 1, precision=s.precision)
+        tried, broken = attack_what_is_left(apgd, s.x, s.y, images[i], failed)
+        out.append((more, broken <= 1, f"d_max {d:g}: APGD-CE, {steps} steps, 3 restarts (two from random points) on "
+                                       f"each of the {tried} crops the ensemble left unbroken broke {broken}"))
+    return out
 
 
 def _binarization(s: _Setting):

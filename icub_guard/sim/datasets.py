@@ -95,12 +95,20 @@ def image_folder(root: str | Path, crop_size: int = 64, max_per_class: int | Non
     return Dataset(np.stack(images), np.array(labels, dtype=object), root.name)
 
 
+DATASET_HELP = "simworld7 | simworld28 | PATH (root/<class>/<img>) | bag:FILE.mcap (a recording; docs/recordings.md)"
+
+
 def load_dataset(name: str, split: str = "train", n_per_class: int = 100, crop_size: int = 64,
                  seed: int = 0) -> Dataset:
-    """`simworld7`, `simworld28`, or a folder path (its split is its sub-folder if present)."""
+    """The one place a dataset spec is read: `simworld7`, `simworld28`, `bag:FILE[?options]` (a recording,
+    `recordings/dataset.py`), or a folder path (its split is its sub-folder if present)."""
     key = name.lower()
     if key in ("simworld7", "simworld28"):
         return simworld(key.removeprefix("simworld"), split, n_per_class, crop_size, seed=seed)
+    if name.startswith("bag:"):
+        from ..recordings.dataset import recording_dataset
+
+        return recording_dataset(name, split, n_per_class, crop_size)
     root = Path(name)
     sub = root / split
     return image_folder(sub if sub.is_dir() else root, crop_size, n_per_class)

@@ -53,6 +53,7 @@ setup(
             "teacher_web_node = icub_guard.ros.teacher_web_node:main",
             "attack_node = icub_guard.ros.attack_node:main",
             "sim_camera_node = icub_guard.ros.sim_camera_node:main",
+            "replay_node = icub_guard.ros.replay_node:main",
         ],
     },
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,15 @@ class RecordingWriter:
             self._writer.add_metadata("icub_guard", {str(k): str(v) for k, v in metadata.items()})
         self.messages = 0
         self.closed = False
+        self._lock = threading.Lock()  # a node may write from more than one callback thread
 
     def _write(self, topic: str, schema: str, message: dict[str, Any], t_ns: int) -> None:
-        self._writer.write_message(topic, self._schemas[schema], message, log_time=int(t_ns),
-                                   publish_time=int(t_ns), sequence=self.messages)
-        self.messages += 1
+        with self._lock:
+            if self.closed:
+                return  # a callback after shutdown began: the file is finished
+            self._writer.write_message(topic, self._schemas[schema], message, log_time=int(t_ns),
+                                       publish_time=int(t_ns), sequence=self.messages)
+            self.messages += 1
 
     def image(self, rgb: np.ndarray, t_ns: int, frame_id: str = "camera", topic: str | None = None) -> None:
         """One rgb8 camera frame, stamped `t_ns`."""
@@ -68,7 +73,11 @@ class RecordingWriter:
 
     def text(self, topic: str, payload: Any, t_ns: int) -> None:
         """A std_msgs/String holding strict JSON (a decision, a ground truth, an attack's report)."""
-        self._write(topic, schemas.STRING, {"data": dumps(payload)}, t_ns)
+        self.string(topic, dumps(payload), t_ns)
+
+    def string(self, topic: str, data: str, t_ns: int) -> None:
+        """A std_msgs/String as it came (a message passed through)."""
+        self._write(topic, schemas.STRING, {"data": str(data)}, t_ns)
 
     def frame(self, rgb: np.ndarray, t_ns: int, index: int, roi=None, label: str | None = None,
               frame_id: str = "camera") -> None:
@@ -81,7 +90,9 @@ class RecordingWriter:
 
     def close(self) -> Path:
         """Finish the file (its summary and index) and give it its name."""
-        if not self.closed:
+        with self._lock:
+            if self.closed:
+                return self.path
             self.closed = True
             try:
                 self._writer.finish()

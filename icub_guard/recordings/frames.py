@@ -94,19 +94,22 @@ def read_frames(path: str | Path, topics: Topics, labels: dict[int, str] | None 
 
 
 @lru_cache(maxsize=2)
-def _cached(path: str, mtime_ns: int, size: int, topics: Topics, labels_dir: str | None) -> list[RecordedFrame]:
-    from .labels import folder_labels
-
-    return read_frames(path, topics, folder_labels(labels_dir) if labels_dir else None)
+def _cached(path: str, mtime_ns: int, size: int, topics: Topics,
+            labels: tuple[tuple[int, str], ...] | None) -> list[RecordedFrame]:
+    return read_frames(path, topics, dict(labels) if labels is not None else None)
 
 
 def cached_frames(path: str | Path, topics: Topics, labels_dir: str | Path | None = None) -> list[RecordedFrame]:
-    """`read_frames` once per file version: an evaluation loads its train, val and test splits from one read."""
+    """`read_frames` once per version of the file and of its labels: an evaluation loads its train, val and test
+    splits from one read."""
+    from .labels import folder_labels
+
     p = Path(path)
     if not p.is_file():
         raise RecordingError(f"recording {p} does not exist")
+    labels = tuple(sorted(folder_labels(labels_dir).items())) if labels_dir else None
     st = p.stat()
-    return _cached(str(p), st.st_mtime_ns, st.st_size, topics, str(labels_dir) if labels_dir else None)
+    return _cached(str(p), st.st_mtime_ns, st.st_size, topics, labels)
 
 
 __all__ = ["RawMessage", "RecordedFrame", "cached_frames", "read_frames"]

@@ -80,6 +80,20 @@ def test_a_recording_is_a_dataset_split_by_time(recording):
         RecordingSpec.parse(f"{spec}?imagetopic=/x")
 
 
+def test_a_rosbag2_folder_is_read_as_its_mcap_files(recording, tmp_path):
+    """`ros2 bag record -s mcap` writes a folder (metadata.yaml + NAME_0.mcap, split files _1, _2 ...)."""
+    (tmp_path / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
+    (tmp_path / "bag_0.mcap").write_bytes(recording.read_bytes())
+    (tmp_path / "bag_1.mcap").write_bytes(recording.read_bytes())
+    frames = read_frames(tmp_path, Topics.defaults())
+    assert len(frames) == 140 and [f.index for f in frames] == list(range(140))
+    assert len(load_dataset(f"bag:{tmp_path}", "train", 100)) == 7 * 12
+    (tmp_path / "bag_0.mcap").unlink()
+    (tmp_path / "bag_1.mcap").unlink()
+    with pytest.raises(RecordingError, match=r"holds no \.mcap file"):
+        read_frames(tmp_path, Topics.defaults())
+
+
 def test_labels_can_come_from_a_folder_naming_frames(recording, tmp_path):
     for frame in range(12):  # a person sorted the first 12 frames into two folders
         label = "left" if frame % 2 else "right"
@@ -107,16 +121,21 @@ def _damage(src, dst, how):
     data = bytearray(src.read_bytes())
     if how == "truncated":
         data = data[: len(data) // 2]
-    else:  # flip bytes inside the first chunk's compressed frames
+    elif how == "corrupt":  # flip bytes inside the first chunk's compressed frames
         data[4000:4064] = bytes(b ^ 0xFF for b in data[4000:4064])
+    else:  # a ROS 1 bag is no MCAP file
+        data = bytearray(b"#ROSBAG V2.0\n" + bytes(200))
     dst.write_bytes(bytes(data))
     return dst
 
 
-@pytest.mark.parametrize("how", ["truncated", "corrupt"])
-def test_damaged_recordings_are_refused_naming_the_file_and_the_message(recording, tmp_path, how, capsys):
+@pytest.mark.parametrize(("how", "reason"), [
+    ("truncated", r"is truncated \(after message \d+ at byte \d+ of \d+\): the file ends inside a record"),
+    ("corrupt", r"is corrupt \(after message \d+ at byte \d+ of \d+\): CRCValidationError"),
+    ("not_mcap", r"is not an MCAP file")])
+def test_damaged_recordings_are_refused_naming_the_file_and_the_message(recording, tmp_path, how, reason, capsys):
     bad = _damage(recording, tmp_path / f"{how}.mcap", how)
-    with pytest.raises(RecordingError, match=rf"{bad}.*(truncated|corrupt).*after message \d+ at byte \d+"):
+    with pytest.raises(RecordingError, match=rf"recording {bad} {reason}"):
         read_frames(bad, Topics.defaults())
     assert main(["-q", "train", *SMALL, "--dataset", f"bag:{bad}", "--out", str(tmp_path / "m.npz")]) == 2
     err = capsys.readouterr().err

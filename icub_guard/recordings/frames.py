@@ -19,7 +19,7 @@ import numpy as np
 from ..core.errors import InputError, RecordingError
 from ..core.jsonio import loads
 from ..core.validation import check_label, image_message_rgb
-from .reader import MessageDecoder, RawMessage, iter_messages, topic_summary
+from .reader import MessageDecoder, RawMessage, iter_messages, recording_files, topic_summary
 from .topics import Topics
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def read_frames(path: str | Path, topics: Topics, labels: dict[int, str] | None 
 
 
 @lru_cache(maxsize=2)
-def _cached(path: str, mtime_ns: int, size: int, topics: Topics,
+def _cached(path: str, version: tuple[tuple[int, int], ...], topics: Topics,
             labels: tuple[tuple[int, str], ...] | None) -> list[RecordedFrame]:
     return read_frames(path, topics, dict(labels) if labels is not None else None)
 
@@ -104,12 +104,10 @@ def cached_frames(path: str | Path, topics: Topics, labels_dir: str | Path | Non
     splits from one read."""
     from .labels import folder_labels
 
-    p = Path(path)
-    if not p.is_file():
-        raise RecordingError(f"recording {p} does not exist")
+    files = recording_files(path)
     labels = tuple(sorted(folder_labels(labels_dir).items())) if labels_dir else None
-    st = p.stat()
-    return _cached(str(p), st.st_mtime_ns, st.st_size, topics, labels)
+    version = tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    return _cached(str(path), version, topics, labels)
 
 
 __all__ = ["RawMessage", "RecordedFrame", "cached_frames", "read_frames"]

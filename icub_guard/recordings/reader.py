@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcap.exceptions import InvalidMagic
 from mcap.records import Channel, Footer, Message, Schema
 from mcap.stream_reader import StreamReader
 from mcap_ros2.decoder import DecoderFactory
@@ -40,16 +41,37 @@ class RawMessage:
     definition: Schema | None = None  # the file's own ros2msg schema record
 
 
-def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[RawMessage]:
-    """The messages of `path` in file order (only those on `topics` when given), or `RecordingError`."""
+def recording_files(path: str | Path) -> list[Path]:
+    """The MCAP files of a recording: the file itself, or a rosbag2 folder's `*.mcap` files in order."""
     path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.mcap"))
+        if not files:
+            raise RecordingError(f"recording folder {path} holds no .mcap file (a sqlite3 .db3 bag: convert it "
+                                 "with `ros2 bag convert`, or record with `-s mcap`)")
+        return files
     if not path.is_file():
         raise RecordingError(f"recording {path} does not exist")
+    return [path]
+
+
+def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[RawMessage]:
+    """The messages of `path` (a file or a rosbag2 folder) in file order (only those on `topics` when given),
+    or `RecordingError`."""
     wanted = set(topics) if topics is not None else None
+    n = 0
+    for file in recording_files(path):
+        for m in _file_messages(file, wanted, n):
+            n = m.index + 1
+            if m.definition is not None:
+                yield m
+
+
+def _file_messages(path: Path, wanted: set[str] | None, n: int) -> Iterator[RawMessage]:
+    """One file's messages, numbered from `n`; a message not wanted comes out without its schema (skipped)."""
     size = path.stat().st_size
     schemas: dict[int, Schema] = {}
     channels: dict[int, Channel] = {}
-    n = 0
     with open(path, "rb") as f:
         records = StreamReader(f, validate_crcs=True, record_size_limit=RECORD_LIMIT).records
         while True:
@@ -57,11 +79,15 @@ def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iter
                 record = next(records)
             except StopIteration:
                 break
+            except InvalidMagic as exc:
+                raise RecordingError(f"recording {path} is not an MCAP file (its first or last bytes are not "
+                                     "MCAP's magic; a .db3 bag: convert it with `ros2 bag convert`)") from exc
             except Exception as exc:  # a parser of untrusted bytes: any failure means a damaged file
                 where = f"after message {n} at byte {f.tell()} of {size}"
-                what = "truncated" if f.tell() >= size else "corrupt"
-                raise RecordingError(f"recording {path} is {what} ({where}): "
-                                     f"{type(exc).__name__}: {exc or 'unexpected end of data'}") from exc
+                if f.tell() >= size:
+                    raise RecordingError(f"recording {path} is truncated ({where}): the file ends inside a record "
+                                         "(was the recorder stopped before it closed the file?)") from exc
+                raise RecordingError(f"recording {path} is corrupt ({where}): {type(exc).__name__}: {exc}") from exc
             if isinstance(record, Schema):
                 schemas[record.id] = record
             elif isinstance(record, Channel):
@@ -73,7 +99,12 @@ def iter_messages(path: str | Path, topics: Iterable[str] | None = None) -> Iter
                                          f"channel {record.channel_id}, which was never declared")
                 if wanted is None or ch.topic in wanted:
                     sc = schemas.get(ch.schema_id)
-                    yield RawMessage(ch.topic, sc.name if sc else "", record.data, record.log_time, n, f.tell(), sc)
+                    if sc is None:
+                        raise RecordingError(f"recording {path} is corrupt: message {n} on {ch.topic} at byte "
+                                             f"{f.tell()} has no schema (schema id {ch.schema_id})")
+                    yield RawMessage(ch.topic, sc.name, record.data, record.log_time, n, f.tell(), sc)
+                else:
+                    yield RawMessage(ch.topic, "", b"", record.log_time, n, f.tell())
                 n += 1
             elif isinstance(record, Footer):
                 break

@@ -33,6 +33,8 @@ setup(
         "tqdm",
         "PyYAML",
         "aiohttp",
+        "mcap",
+        "mcap-ros2-support",
     ],
     extras_require={
         "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-std-srvs", "ros-diagnostic-msgs"],

@@ -62,6 +62,19 @@ def test_record_writes_the_camera_topics_as_ros2_messages(recording, capsys):
     assert MessageDecoder(recording)(raw).header.frame_id == ros.header.frame_id == "camera"
 
 
+def test_record_can_add_a_guards_decisions(model, tmp_path):
+    out = tmp_path / "with_decisions.mcap"
+    assert main(["-q", "record", str(out), "--rounds", "1", "--frames-per-object", "1", "--decisions", str(model)]) == 0
+    t = Topics.defaults()
+    decode = MessageDecoder(out)
+    decisions = [json.loads(decode(m).data) for m in iter_messages(out, [t.decision])]
+    truth = [json.loads(decode(m).data) for m in iter_messages(out, [t.label])]
+    assert len(decisions) == len(truth) == 7
+    assert all(d["schema"] == "icub_guard/decision@1" and d["roi_source"] == "topic" for d in decisions)
+    assert [d["stamp"] for d in decisions] == [g["stamp"] for g in truth]  # each decision is about its frame
+    assert main(["-q", "record", str(out), "--decisions", str(tmp_path / "none.npz")]) == 2  # a clear error
+
+
 def test_a_recording_is_a_dataset_split_by_time(recording):
     spec = f"bag:{recording}"
     splits = {s: load_dataset(spec, s, 100) for s in ("train", "val", "test")}

@@ -67,16 +67,13 @@ def add_dataset_args(p: argparse.ArgumentParser, default: str = "simworld7", hel
 
 def dataset_spec(args) -> str:
     """The dataset spec with the recording options folded in; a bad spec or a misplaced option exits 2."""
-    from .recordings.dataset import RecordingSpec, is_recording, with_options
+    from .recordings.dataset import is_recording, with_options
+    from .sim.datasets import check_dataset
 
     opts = (args.image_topic, args.region_topic, args.label_topic, args.labels)
-    if not is_recording(args.dataset):
-        if any(opts):
-            raise GuardError("--image-topic, --region-topic, --label-topic and --labels apply to --dataset bag:FILE")
-        return args.dataset
-    spec = with_options(args.dataset, *opts)
-    RecordingSpec.parse(spec)  # refused here, before a backbone is loaded
-    return spec
+    if not is_recording(args.dataset) and any(opts):
+        raise GuardError("--image-topic, --region-topic, --label-topic and --labels apply to --dataset bag:FILE")
+    return check_dataset(with_options(args.dataset, *opts))  # refused here, before a backbone is loaded
 
 
 def cmd_demo(args) -> int:

@@ -17,7 +17,7 @@ from icub_guard.recordings.dataset import RecordingSpec, with_options
 from icub_guard.recordings.frames import read_frames
 from icub_guard.recordings.reader import MessageDecoder, iter_messages, topic_summary
 from icub_guard.recordings.topics import Topics
-from icub_guard.sim.datasets import load_dataset
+from icub_guard.sim.datasets import check_dataset, load_dataset
 from icub_guard.sim.teaching import stream_frames
 
 from ros_harness import ROOT
@@ -171,6 +171,9 @@ def test_missing_topics_and_files_are_named(recording, tmp_path, capsys):
     assert "none.mcap does not exist" in capsys.readouterr().err
     assert main(["-q", "train", "--image-topic", "/x"]) == 2  # a recording's option without a recording
     assert "apply to --dataset bag:FILE" in capsys.readouterr().err
+    assert main(["-q", "evaluate", "--dataset", f"bag:{recording}", "--labels", str(tmp_path / "no")]) == 2
+    assert f"label folder {tmp_path / 'no'} does not exist" in capsys.readouterr().err
+    assert check_dataset(f"bag:{recording}") == f"bag:{recording}"
 
 
 # ---------------------------------------------------------------- ROS processes

@@ -220,6 +220,31 @@ def test_replay_feeds_a_running_guard_as_fast_as_it_decides(ros, recording, mode
         stop(guard)
 
 
+def test_replay_keeps_the_recorded_pace_scaled_by_rate(ros, tmp_path):
+    import time
+
+    from std_msgs.msg import String
+
+    from icub_guard.ros.common import EVENT_QOS
+
+    short = tmp_path / "short.mcap"  # 7 frames at 5 Hz: 1.2 s from the first to the last
+    assert main(["-q", "record", str(short), "--rounds", "1", "--frames-per-object", "1"]) == 0
+    got = []
+    sub = ros.create_subscription(String, "paced_truth", lambda m: got.append((time.monotonic(), m.data)), EVENT_QOS)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "icub_guard.ros.replay_node", "--ros-args", "-p",
+                                 f"path:={short}", "-p", "rate:=3.0", "-p", "wait_for_subscribers:=20.0", "-r",
+                                 "/ground_truth:=/paced_truth"], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        ros.wait_for(lambda: proc.poll() is not None, 60, "the replay to end")
+        ros.spin_for(0.2)
+        assert proc.returncode == 0, proc.stdout.read()
+    finally:
+        ros.destroy_subscription(sub)
+    assert [json.loads(d)["frame"] for _, d in got] == list(range(7))
+    assert 0.3 <= got[-1][0] - got[0][0] < 1.0  # 1.2 s recorded, played 3× as fast: 0.4 s
+
+
 def test_replay_refuses_a_damaged_recording(recording, tmp_path):
     bad = _damage(recording, tmp_path / "cut.mcap", "truncated")
     r = subprocess.run([sys.executable, "-m", "icub_guard.ros.replay_node", "--ros-args", "-p", f"path:={bad}"],

@@ -79,7 +79,10 @@ class ReplayNode(GuardedNode):
             self.decided.notify_all()
 
     def _ready(self) -> bool:
-        subs = all(self.pubs[t].get_subscription_count() > 0 for t in self.images)
+        """Someone listens (the image topic's subscriber, else any); with `as_fast_as_guard`, a guard answers."""
+        listened = {t for t, pub in self.pubs.items() if pub.get_subscription_count() > 0}
+        images = [t for t in self.images if t in listened]
+        subs = images == self.images if images else bool(listened)
         guard = not self.fast or self.count_publishers(self.resolve_topic_name("decision")) > 0
         return subs and guard
 
@@ -98,7 +101,8 @@ class ReplayNode(GuardedNode):
         while not self._ready() and time.monotonic() < end and self.context.ok():
             time.sleep(0.05)
         if not self._ready():
-            self.get_logger().warning("starting without a subscriber on every image topic (or the guard)")
+            self.get_logger().warning("starting before anyone subscribed (or, as fast as the guard, before a guard "
+                                      "published decisions)")
         t0, first, settle = time.monotonic(), None, False
         for m in iter_messages(self.path, self.pubs):
             if not self.context.ok():

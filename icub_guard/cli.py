@@ -417,12 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="publish a recording into a running ROS graph (the guard sees it live)")
     rp.add_argument("file", metavar="FILE.mcap")
-    rp.add_argument("--rate", type=float, default=1.0, help="speed relative to the recording (2.0: twice as fast)")
-    rp.add_argument("--as-fast-as-guard", action="store_true",
+    # defaults: config/replay.yaml (the node's parameters)
+    rp.add_argument("--rate", type=float, help="speed relative to the recording (2.0: twice as fast; default 1.0)")
+    rp.add_argument("--as-fast-as-guard", action="store_true", default=None,
                     help="publish each frame once the guard has decided about the one before")
-    rp.add_argument("--topics", default="", help="comma-separated topics to publish (default: all but the "
-                    "graph's own outputs, /decision and /attack/info)")
-    rp.add_argument("--decision-timeout", type=float, default=30.0, help="--as-fast-as-guard: seconds per frame")
+    rp.add_argument("--topics", help="comma-separated topics to publish (default: all but the graph's own "
+                    "outputs, /decision and /attack/info)")
+    rp.add_argument("--decision-timeout", type=float, help="--as-fast-as-guard: seconds to wait for a decision "
+                    "(default 30)")
     rp.add_argument("--remap", action="append", default=[], help="ROS remapping FROM:=TO, repeatable")
     rp.set_defaults(func=cmd_replay)
     return parser
@@ -455,8 +457,10 @@ def cmd_replay(args) -> int:
     from .ros.replay_node import ReplayNode
     from .topology import param_text
 
-    params = {"path": args.file, "rate": float(args.rate), "as_fast_as_guard": bool(args.as_fast_as_guard),
-              "topics": args.topics, "decision_timeout": float(args.decision_timeout)}
+    given = {"path": args.file, "rate": args.rate, "as_fast_as_guard": args.as_fast_as_guard,
+             "topics": args.topics, "decision_timeout": args.decision_timeout}
+    params = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in given.items()
+              if v is not None}
     ros_args = ["--ros-args", *(a for k, v in params.items() for a in ("-p", f"{k}:={param_text(v)}")),
                 *(a for r in args.remap for a in ("-r", r))]
     return run_node(ReplayNode, ros_args)

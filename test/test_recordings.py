@@ -60,6 +60,15 @@ def test_record_writes_the_camera_topics_as_ros2_messages(recording, capsys):
     assert (ros.encoding, ros.height, ros.width) == ("rgb8", 128, 128)
     assert bytes(ros.data) == frames[0].image.tobytes()
     assert MessageDecoder(recording)(raw).header.frame_id == ros.header.frame_id == "camera"
+    # what rosbag2's MCAP plugin and Foxglove look for: the ros2 profile, a summary with statistics, cdr + ros2msg
+    from mcap.reader import make_reader
+
+    with open(recording, "rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        assert reader.get_header().profile == "ros2" and summary.statistics.message_count == 210
+        assert {c.message_encoding for c in summary.channels.values()} == {"cdr"}
+        assert {sc.encoding for sc in summary.schemas.values()} == {"ros2msg"}
 
 
 def test_record_can_add_a_guards_decisions(model, tmp_path):

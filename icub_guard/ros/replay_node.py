@@ -84,7 +84,9 @@ class ReplayNode(GuardedNode):
         images = [t for t in self.images if t in listened]
         subs = images == self.images if images else bool(listened)
         guard = not self.fast or self.count_publishers(self.resolve_topic_name("decision")) > 0
-        return subs and guard
+        # every subscriber the graph knows of is matched (else a region published now is lost to the guard)
+        matched = all(pub.get_subscription_count() >= self.count_subscribers(t) for t, pub in self.pubs.items())
+        return subs and guard and matched
 
     def guarded_play(self) -> None:
         try:

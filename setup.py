@@ -33,6 +33,8 @@ setup(
         "tqdm",
         "PyYAML",
         "aiohttp",
+        "mcap",
+        "mcap-ros2-support",
     ],
     extras_require={
         "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-std-srvs", "ros-diagnostic-msgs"],
@@ -53,6 +55,7 @@ setup(
             "teacher_web_node = icub_guard.ros.teacher_web_node:main",
             "attack_node = icub_guard.ros.attack_node:main",
             "sim_camera_node = icub_guard.ros.sim_camera_node:main",
+            "replay_node = icub_guard.ros.replay_node:main",
         ],
     },
 )

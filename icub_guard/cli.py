@@ -6,6 +6,8 @@
   icub-guard evaluate   the paper's security evaluation: accuracy vs d_max, plots, report
   icub-guard evaluate-teaching   teaching under lying teachers, with and without label screening
   icub-guard defences   the guard's defences and their parameters (what --defences takes)
+  icub-guard record     write a simulated camera session (frames, regions, ground truth) to an MCAP recording
+  icub-guard replay     publish a recording into a running ROS graph (its own pace, or as fast as the guard)
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .core import Recognizer, RecognizerConfig
 from .core.errors import GuardError
 from .core.features import BACKBONES, FeatureExtractor, build_extractor
 from .core.svm import CLASSIFIERS
-from .sim.datasets import load_dataset
+from .sim.datasets import DATASET_HELP, load_dataset
 from .topology import argument_choices
 
 log = logging.getLogger("icub_guard")
@@ -49,6 +51,29 @@ def make_extractor(args) -> FeatureExtractor:
 def config_from(args, **overrides) -> RecognizerConfig:
     return RecognizerConfig(backbone=args.backbone, weights=args.weights, seed=args.seed, input_size=args.input_size,
                             device=args.device, **overrides)
+
+
+def add_dataset_args(p: argparse.ArgumentParser, default: str = "simworld7", help: str = DATASET_HELP) -> None:
+    """--dataset, and the topics of a `bag:` recording (folded into its spec: the spec is what travels)."""
+    p.add_argument("--dataset", default=default, help=help)
+    g = p.add_argument_group("recordings (--dataset bag:FILE)")
+    g.add_argument("--image-topic", help="the camera's sensor_msgs/Image topic (default: /camera/image)")
+    g.add_argument("--region-topic", help="its sensor_msgs/RegionOfInterest topic (default: /roi)")
+    g.add_argument("--label-topic", help="the ground truth: std_msgs/String, JSON {label} or a bare label "
+                   "(default: /ground_truth)")
+    g.add_argument("--labels", metavar="DIR", help="labels from a folder naming frames instead: DIR/<class>/<frame "
+                   "number>.png")
+
+
+def dataset_spec(args) -> str:
+    """The dataset spec with the recording options folded in; a bad spec or a misplaced option exits 2."""
+    from .recordings.dataset import is_recording, with_options
+    from .sim.datasets import check_dataset
+
+    opts = (args.image_topic, args.region_topic, args.label_topic, args.labels)
+    if not is_recording(args.dataset) and any(opts):
+        raise GuardError("--image-topic, --region-topic, --label-topic and --labels apply to --dataset bag:FILE")
+    return check_dataset(with_options(args.dataset, *opts))  # refused here, before a backbone is loaded
 
 
 def cmd_demo(args) -> int:
@@ -151,6 +176,7 @@ def cmd_demo_in_process(args) -> int:
 
 
 def cmd_train(args) -> int:
+    args.dataset = dataset_spec(args)
     extractor = make_extractor(args)
     rec = Recognizer(config_from(args, classifier=args.classifier), extractor=extractor)
     train = load_dataset(args.dataset, "train", args.n_per_class, seed=args.seed)
@@ -193,6 +219,7 @@ def _checks_given(args) -> dict:
 def cmd_evaluate(args) -> int:
     from .evaluation import EvalConfig, run_security_evaluation, sanity_lines, write_report
 
+    args.dataset = dataset_spec(args)
     weights = args.weights
     if weights == "auto":
         weights = make_extractor(args).spec.weights  # imagenet when available, else random (warned)
@@ -257,10 +284,15 @@ def cmd_evaluate_teaching(args) -> int:
     from .evaluation.report import teaching_markdown
     from .evaluation.teaching import scenarios
 
+    spec = dataset_spec(args)
+    if spec not in ("simworld7", "simworld28") and not spec.startswith("bag:"):
+        raise GuardError(f"evaluate-teaching: --dataset must be simworld7, simworld28 or bag:FILE, not {spec!r}")
     weights = args.weights
     if weights == "auto":
         weights = make_extractor(args).spec.weights
-    cfg = TeachingEvalConfig(variant=args.dataset.removeprefix("simworld"), rounds=args.rounds,
+    recording = spec if spec.startswith("bag:") else ""
+    cfg = TeachingEvalConfig(variant="7" if recording else spec.removeprefix("simworld"), recording=recording,
+                             rounds=args.rounds,
                              frames_per_object=args.frames_per_object, test_per_class=args.test_per_class,
                              seeds=tuple(args.seeds), flips=tuple(args.flips), backbone=args.backbone,
                              weights=weights, input_size=args.input_size, device=args.device)
@@ -315,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="fit a classifier on a dataset and save it")
     add_backbone_args(train)
-    train.add_argument("--dataset", default="simworld7", help="simworld7 | simworld28 | PATH (root/<class>/<img>)")
+    add_dataset_args(train)
     train.add_argument("--classifier", default="svm-adv", choices=sorted(CLASSIFIERS))
     train.add_argument("--n-per-class", type=int, default=100)
     train.add_argument("--cv", action="store_true", help="choose C and gamma by 3-fold cross-validation")
@@ -327,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="the paper's security evaluation (accuracy vs d_max)",
                         epilog=defences_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_backbone_args(ev)
-    ev.add_argument("--dataset", default="simworld7", help="simworld7 | simworld28 | PATH (root/<class>/<img>)")
+    add_dataset_args(ev)
     ev.add_argument("--n-train", type=int, default=50, help="training crops per class")
     ev.add_argument("--n-val", type=int, default=20, help="validation crops per class (threshold calibration)")
     ev.add_argument("--n-test", type=int, default=5, help="attacked test crops per class")
@@ -367,15 +399,79 @@ def build_parser() -> argparse.ArgumentParser:
     et = sub.add_parser("evaluate-teaching", help="teaching under a lying teacher, with and without label screening")
     add_backbone_args(et)
     et.set_defaults(func=cmd_evaluate_teaching)
-    et.add_argument("--dataset", default="simworld7", choices=["simworld7", "simworld28"])
-    et.add_argument("--rounds", type=int, default=5, help="times every object is shown")
+    add_dataset_args(et, help="simworld7 | simworld28 | bag:FILE.mcap (teaching from the recording's frames in "
+                     "order, its last 20%% per class held out)")
+    et.add_argument("--rounds", type=int, default=5, help="times every object is shown (a recording: its frames "
+                    "cut into this many parts)")
     et.add_argument("--frames-per-object", type=int, default=8)
     et.add_argument("--test-per-class", type=int, default=20, help="held-out crops per class")
     et.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     et.add_argument("--flips", type=float, nargs="+", default=[0.0, 0.1, 0.3, 0.5],
                     help="flip fractions of the random liar (0: an honest teacher)")
     et.add_argument("--out", default="runs/evaluate-teaching")
+
+    rec = sub.add_parser("record", help="write a simulated camera session to an MCAP recording (ROS 2 messages)")
+    rec.add_argument("out", metavar="OUT.mcap")
+    rec.add_argument("--variant", default="7", choices=["7", "28"], help="SimWorld7 or SimWorld28")
+    rec.add_argument("--rounds", type=int, default=2, help="times every object is shown")
+    rec.add_argument("--frames-per-object", type=int, default=5)
+    rec.add_argument("--rate", type=float, default=5.0, help="frames per second of the recorded clock")
+    rec.add_argument("--image-size", type=int, default=128, help="rendered frame side (px)")
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--decisions", metavar="MODEL.npz",
+                     help="also record the decisions of a guard running this model file (`icub-guard train`)")
+    rec.add_argument("--device", default="cpu", help="--decisions: cpu | cuda | auto")
+    rec.set_defaults(func=cmd_record)
+
+    rp = sub.add_parser("replay", help="publish a recording into a running ROS graph (the guard sees it live)")
+    rp.add_argument("file", metavar="FILE.mcap")
+    # defaults: config/replay.yaml (the node's parameters)
+    rp.add_argument("--rate", type=float, help="speed relative to the recording (2.0: twice as fast; default 1.0)")
+    rp.add_argument("--as-fast-as-guard", action="store_true", default=None,
+                    help="publish each frame once the guard has decided about the one before")
+    rp.add_argument("--topics", help="comma-separated topics to publish (default: all but the graph's own "
+                    "outputs, /decision and /attack/info)")
+    rp.add_argument("--decision-timeout", type=float, help="--as-fast-as-guard: seconds to wait for a decision "
+                    "(default 30)")
+    rp.add_argument("--remap", action="append", default=[], help="ROS remapping FROM:=TO, repeatable")
+    rp.set_defaults(func=cmd_replay)
     return parser
+
+
+def cmd_record(args) -> int:
+    from .recordings.record import record_simworld
+
+    guard = None
+    if args.decisions:
+        from .core.guard import Guard
+
+        guard = Guard(Recognizer.load(args.decisions, device=args.device))
+    total = args.rounds * (7 if args.variant == "7" else 28) * args.frames_per_object
+    bar = tqdm(total=max(total, 0), desc="record", unit="frame", disable=args.quiet)
+    try:
+        s = record_simworld(args.out, args.variant, args.rounds, args.frames_per_object, args.seed, args.rate,
+                            args.image_size, guard, progress=lambda n: bar.update(1))
+    except ValueError as exc:
+        raise GuardError(f"record: {exc}") from exc
+    finally:
+        bar.close()
+    print(f"recorded {s.frames} frames of {len(s.classes)} classes ({s.messages} messages, {s.bytes / 1e6:.2f} MB) "
+          f"to {s.path} in {s.seconds:.1f} s")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from .ros.common import run_node
+    from .ros.replay_node import ReplayNode
+    from .topology import param_text
+
+    given = {"path": args.file, "rate": args.rate, "as_fast_as_guard": args.as_fast_as_guard,
+             "topics": args.topics, "decision_timeout": args.decision_timeout}
+    params = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in given.items()
+              if v is not None}
+    ros_args = ["--ros-args", *(a for k, v in params.items() for a in ("-p", f"{k}:={param_text(v)}")),
+                *(a for r in args.remap for a in ("-r", r))]
+    return run_node(ReplayNode, ros_args)
 
 
 def defences_text() -> str:

@@ -81,7 +81,7 @@ def argument_choices() -> dict[str, list[str]]:
     return out
 
 
-def _param_text(v) -> str:
+def param_text(v) -> str:
     """A value as `-p name:=value` needs it (YAML): strings quoted so "7" stays a string."""
     if isinstance(v, str):
         return json.dumps(v)
@@ -95,7 +95,7 @@ def node_command(name: str, parameters_file: Path | None = None, params: dict | 
     if parameters_file is not None:
         cmd += ["--params-file", str(parameters_file)]
     for k, v in (params or {}).items():
-        cmd += ["-p", f"{k}:={_param_text(v)}"]
+        cmd += ["-p", f"{k}:={param_text(v)}"]
     for k, v in (remappings or {}).items():
         cmd += ["-r", f"{k}:={v}"]
     return cmd

@@ -64,7 +64,7 @@ def test_launch_files_read_the_topology_and_restate_nothing():
 
 @pytest.mark.parametrize("node,module", [("guard.yaml", "guard_node"), ("teacher.yaml", "teacher_node"),
                                          ("sim_camera.yaml", "sim_camera_node"), ("attack.yaml", "attack_node"),
-                                         ("teacher_web.yaml", "teacher_web_node")])
+                                         ("teacher_web.yaml", "teacher_web_node"), ("replay.yaml", "replay_node")])
 def test_nodes_declare_exactly_their_config_files_parameters(node, module):
     """Every parameter a node declares has its default in its YAML file, and the file holds nothing else."""
     from dataclasses import fields

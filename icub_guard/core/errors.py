@@ -19,3 +19,7 @@ class ModelFileError(GuardError):
 
 class WeightsUnavailableError(GuardError):
     """Pre-trained backbone weights are neither cached nor downloadable."""
+
+
+class RecordingError(InputError):
+    """A recording (MCAP) is missing, malformed or truncated, or lacks a topic it was asked for."""

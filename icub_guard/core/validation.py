@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import unicodedata
 
 import numpy as np
@@ -161,3 +162,48 @@ def check_settings(config: object, prefix: str = "") -> None:
         rng = f.metadata["range"]
         if rng is not None and not rng[0] <= v <= rng[1]:
             raise InputError(f"{name} must be in [{rng[0]:g}, {rng[1]:g}], got {v!r}")
+
+
+#: sensor_msgs/Image encodings accepted, and their channels
+IMAGE_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
+MAX_IMAGE_SIDE = 8192
+
+
+def check_image_message(msg: object) -> tuple[str, int, int, int]:
+    """(encoding, height, width, channels) of a sensor_msgs/Image-shaped object (a rclpy message or one decoded
+    from a recording without ROS), or `InputError` saying what is malformed."""
+    enc = (msg.encoding or "").lower()
+    if enc not in IMAGE_CHANNELS:
+        raise InputError(f"unsupported encoding {msg.encoding!r}; expected one of {sorted(IMAGE_CHANNELS)}")
+    h, w, ch = int(msg.height), int(msg.width), IMAGE_CHANNELS[enc]
+    if h <= 0 or w <= 0:
+        raise InputError(f"image has zero size ({w}×{h})")
+    if h > MAX_IMAGE_SIDE or w > MAX_IMAGE_SIDE:
+        raise InputError(f"image of {w}×{h} exceeds the {MAX_IMAGE_SIDE}-pixel limit")
+    if msg.step < w * ch:
+        raise InputError(f"step {msg.step} is shorter than a row ({w}×{ch} bytes)")
+    n = len(msg.data)
+    if n < msg.step * (h - 1) + w * ch:
+        raise InputError(f"image data truncated: {n} bytes for {h} rows of step {msg.step}")
+    if msg.is_bigendian not in (0, 1, False, True):
+        raise InputError("is_bigendian must be 0 or 1")
+    return enc, h, w, ch
+
+
+def image_message_rgb(msg: object) -> np.ndarray:
+    """An H×W×3 uint8 RGB array from a sensor_msgs/Image-shaped object, or `InputError`."""
+    enc, h, w, ch = check_image_message(msg)
+    data = msg.data
+    buf = np.frombuffer(data if isinstance(data, bytes | bytearray | memoryview | array.array) else bytes(data),
+                        np.uint8)
+    rows = np.lib.stride_tricks.as_strided(buf, (h, w * ch), (msg.step, 1))
+    arr = rows.reshape(h, w, ch)
+    if enc == "rgb8":
+        return arr.copy()
+    if enc == "bgr8":
+        return arr[:, :, ::-1].copy()
+    if enc == "rgba8":
+        return arr[:, :, :3].copy()
+    if enc == "bgra8":
+        return arr[:, :, 2::-1].copy()
+    return np.repeat(arr, 3, axis=2)

@@ -33,9 +33,10 @@ from ..core.recognizer import Recognizer, RecognizerConfig
 from ..core.screening import ScreeningConfig
 from ..core.session import SessionConfig
 from ..core.svm import OneVsAllSVC
-from ..sim.datasets import simworld
+from ..recordings.dataset import teaching_frames
+from ..sim.datasets import load_dataset, simworld
 from ..sim.teachers import MaliciousTeacher, OracleTeacher, StrategicLiar, TargetedLiar
-from ..sim.teaching import LiveFrame, render_stream, teach
+from ..sim.teaching import LiveFrame, live_frame, render_stream, teach
 from ..sim.world import simworld_objects
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TeachingEvalConfig:
     variant: str = "7"
+    recording: str = ""  # a `bag:FILE` dataset spec: teach from a recording's frames instead of SimWorld
     rounds: int = 5
     frames_per_object: int = 8
     test_per_class: int = 20
@@ -152,8 +154,12 @@ def held_out_accuracy(rec: Recognizer, X: np.ndarray, y: np.ndarray) -> float:
 
 
 def record_stream(rec: Recognizer, cfg: TeachingEvalConfig, seed: int) -> Stream:
-    frames = list(render_stream(rec, cfg.variant, cfg.rounds, cfg.frames_per_object, seed))
-    test = simworld(cfg.variant, "test", cfg.test_per_class, seed=seed)
+    if cfg.recording:  # the robot's own frames, in recorded order; its test split held out
+        frames = [live_frame(rec, f.image, f.roi, f.label, r) for r, f in teaching_frames(cfg.recording, cfg.rounds)]
+        test = load_dataset(cfg.recording, "test", cfg.test_per_class)
+    else:
+        frames = list(render_stream(rec, cfg.variant, cfg.rounds, cfg.frames_per_object, seed))
+        test = simworld(cfg.variant, "test", cfg.test_per_class, seed=seed)
     return Stream(frames, rec.features(test.images), np.asarray(test.labels, dtype=object))
 
 
@@ -195,7 +201,10 @@ def run_teaching_evaluation(cfg: TeachingEvalConfig, progress: Callable[[str], N
                             ) -> TeachingEvalResult:
     t0 = time.perf_counter()
     extractor = FeatureExtractor(BackboneSpec(cfg.backbone, cfg.weights, 0, cfg.input_size), cfg.device)
-    classes = [o.label for o in simworld_objects(cfg.variant)]
+    classes = (load_dataset(cfg.recording, "live", 1).classes if cfg.recording
+               else [o.label for o in simworld_objects(cfg.variant)])
+    if len(classes) < 2:
+        raise ValueError(f"teaching needs at least two classes; {cfg.recording} has {classes}")
     result = TeachingEvalResult(config=asdict(cfg))
     todo = scenarios(cfg.flips)
     for seed in cfg.seeds:

@@ -4,6 +4,8 @@ Subscribes  image_in (sensor_msgs/Image), roi (sensor_msgs/RegionOfInterest)
 Publishes   image_out (sensor_msgs/Image: perturbed when enabled, passed through otherwise),
             attack/info (std_msgs/String, JSON: norms, time, whether it fooled its own copy)
 Services    ~/enable (std_srvs/SetBool, node-private: /attack_node/enable)
+Records     with `record_path`: the stream it publishes (every frame, attacked or passed through), the
+            regions, the camera's ground_truth and attack/info, to an MCAP recording (docs/recordings.md)
 
 Budgets (`eps`) are in frame pixels of the ROI box on the 0..255 scale: the
 perturbation is applied to the frame the node publishes, before the guard's
@@ -35,6 +37,7 @@ from ..attacks import ATTACKS, AttackInterrupted, make_attack, rect_mask
 from ..core.errors import GuardError, InputError
 from ..core.pipeline import RegionModel
 from ..core.recognizer import Recognizer
+from ..recordings.writer import RecordingWriter
 from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, resolve_model_path, run_node
 from .convert import image_to_rgb, rgb_to_image
 
@@ -76,6 +79,9 @@ class AttackNode(GuardedNode):
                                      lo=0.0, hi=3600.0)
         device = p("device", "auto | cpu | cuda", read_only=True)
         self.device = device
+        record_path = p("record_path", "write the published stream to this .mcap recording (empty: none)",
+                        read_only=True)
+        self.recorder = RecordingWriter(record_path, metadata={"source": "attack_node"}) if record_path else None
         self.rec: Recognizer | None = None
         self.model_mtime = 0.0
         self.last_reload = -float("inf")
@@ -85,6 +91,8 @@ class AttackNode(GuardedNode):
         self.pub_info = self.create_publisher(String, "attack/info", EVENT_QOS)
         self.create_subscription(Image, "image_in", self.on_image, FRAME_QOS)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
+        if self.recorder is not None:  # the labels go with the frames they label
+            self.create_subscription(String, "ground_truth", self.on_ground_truth, EVENT_QOS)
         # its own callback group (and the node's two executor threads): `enable false` reaches a running attack
         self.create_service(SetBool, "~/enable", self.on_enable, callback_group=MutuallyExclusiveCallbackGroup())
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
@@ -121,6 +129,31 @@ class AttackNode(GuardedNode):
 
     def on_roi(self, msg: RegionOfInterest) -> None:
         self.roi = ((int(msg.x_offset), int(msg.y_offset), int(msg.width), int(msg.height)), time.monotonic())
+        if self.recorder is not None:
+            self.recorder.roi(self.roi[0], self.now_ns())
+
+    def on_ground_truth(self, msg: String) -> None:
+        self.recorder.string(self.recorder.topics.label, msg.data, self.now_ns())
+
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def publish(self, msg: Image, rgb: np.ndarray | None = None) -> None:
+        """Publish a frame; with a recording, write it too (`rgb`: its pixels, when already decoded)."""
+        self.pub.publish(msg)
+        if self.recorder is not None:
+            try:
+                pixels = image_to_rgb(msg) if rgb is None else rgb
+            except InputError:
+                return  # a malformed frame passed through is not data
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            self.recorder.image(pixels, stamp or self.now_ns(), msg.header.frame_id)
+
+    def destroy_node(self):
+        if getattr(self, "recorder", None) is not None:
+            self.recorder.close()
+            self.get_logger().info(f"recorded {self.recorder.messages} messages to {self.recorder.path}")
+        return super().destroy_node()
 
     def _model(self) -> Recognizer | None:
         """The white-box copy, reloaded whenever the guard has saved a newer model."""
@@ -146,7 +179,7 @@ class AttackNode(GuardedNode):
             return
         self.counts["frames"] += 1
         if not self.enabled:
-            self.pub.publish(msg)
+            self.publish(msg)
             return
         try:
             rgb = image_to_rgb(msg)
@@ -156,7 +189,7 @@ class AttackNode(GuardedNode):
         rec = self._model()
         if rec is None or len(rec.classes) < 2:
             self.counts["skipped_no_model"] += 1
-            self.pub.publish(msg)  # nothing to attack yet
+            self.publish(msg, rgb)  # nothing to attack yet
             return
         roi = self.roi[0] if self.roi is not None and time.monotonic() - self.roi[1] <= self.roi_timeout else None
         t0 = time.perf_counter()
@@ -167,7 +200,7 @@ class AttackNode(GuardedNode):
         except (InputError, ValueError) as exc:
             self.health.reject("attack")
             self.get_logger().warning(f"could not attack this frame: {exc}", throttle_duration_sec=1.0)
-            self.pub.publish(msg)
+            self.publish(msg, rgb)
             return
         info["time_ms"] = 1e3 * (time.perf_counter() - t0)
         self.health.frame(info["time_ms"])
@@ -175,7 +208,9 @@ class AttackNode(GuardedNode):
         self.counts["fooled_own_copy"] += int(info["fooled_own_copy"])
         info.update(stamp={"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}, counts=dict(self.counts))
         self.pub_info.publish(json_msg(info))  # before the frame, so listeners know it was attacked
-        self.pub.publish(rgb_to_image(out, msg.header.stamp, msg.header.frame_id))
+        if self.recorder is not None:
+            self.recorder.text(self.recorder.topics.attack, info, self.now_ns())
+        self.publish(rgb_to_image(out, msg.header.stamp, msg.header.frame_id), out)
 
     def publish_diagnostics(self) -> None:
         level = DiagnosticStatus.WARN if self.enabled else DiagnosticStatus.OK

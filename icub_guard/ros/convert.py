@@ -7,13 +7,12 @@ malformed message raises `InputError` with the reason, so a node can count it.
 
 from __future__ import annotations
 
-import array
-
 import cv2
 import numpy as np
 from sensor_msgs.msg import Image
 
 from ..core.errors import InputError
+from ..core.validation import check_image_message, image_message_rgb
 
 try:  # pragma: no cover - only on a ROS install
     from cv_bridge import CvBridge
@@ -22,42 +21,13 @@ try:  # pragma: no cover - only on a ROS install
 except Exception:  # any import problem means: use the built-in converter
     _BRIDGE = None
 
-CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
-MAX_SIDE = 8192
-
 
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """An H×W×3 uint8 RGB array from an Image message, or `InputError`."""
-    enc = (msg.encoding or "").lower()
-    if enc not in CHANNELS:
-        raise InputError(f"unsupported encoding {msg.encoding!r}; expected one of {sorted(CHANNELS)}")
-    h, w, ch = int(msg.height), int(msg.width), CHANNELS[enc]
-    if h <= 0 or w <= 0:
-        raise InputError(f"image has zero size ({w}×{h})")
-    if h > MAX_SIDE or w > MAX_SIDE:
-        raise InputError(f"image of {w}×{h} exceeds the {MAX_SIDE}-pixel limit")
-    if msg.step < w * ch:
-        raise InputError(f"step {msg.step} is shorter than a row ({w}×{ch} bytes)")
-    data = msg.data
-    n = len(data)
-    if n < msg.step * (h - 1) + w * ch:
-        raise InputError(f"image data truncated: {n} bytes for {h} rows of step {msg.step}")
-    if msg.is_bigendian not in (0, 1, False, True):
-        raise InputError("is_bigendian must be 0 or 1")
-    if _BRIDGE is not None:  # pragma: no cover - validated above, decoded by ROS's own converter
+    """An H×W×3 uint8 RGB array from an Image message, or `InputError` (checked by the core's rules)."""
+    if _BRIDGE is not None:  # pragma: no cover - validated first, decoded by ROS's own converter
+        check_image_message(msg)
         return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-    buf = np.frombuffer(data if isinstance(data, bytes | bytearray | array.array) else bytes(data), np.uint8)
-    rows = np.lib.stride_tricks.as_strided(buf, (h, w * ch), (msg.step, 1))
-    arr = rows.reshape(h, w, ch)
-    if enc == "rgb8":
-        return arr.copy()
-    if enc == "bgr8":
-        return arr[:, :, ::-1].copy()
-    if enc == "rgba8":
-        return arr[:, :, :3].copy()
-    if enc == "bgra8":
-        return arr[:, :, 2::-1].copy()
-    return np.repeat(arr, 3, axis=2)
+    return image_message_rgb(msg)
 
 
 def rgb_to_image(rgb: np.ndarray, stamp=None, frame_id: str = "") -> Image:

@@ -95,12 +95,39 @@ def image_folder(root: str | Path, crop_size: int = 64, max_per_class: int | Non
     return Dataset(np.stack(images), np.array(labels, dtype=object), root.name)
 
 
+DATASET_HELP = "simworld7 | simworld28 | PATH (root/<class>/<img>) | bag:FILE.mcap (a recording; docs/recordings.md)"
+
+
 def load_dataset(name: str, split: str = "train", n_per_class: int = 100, crop_size: int = 64,
                  seed: int = 0) -> Dataset:
-    """`simworld7`, `simworld28`, or a folder path (its split is its sub-folder if present)."""
+    """The one place a dataset spec is read: `simworld7`, `simworld28`, `bag:FILE[?options]` (a recording,
+    `recordings/dataset.py`), or a folder path (its split is its sub-folder if present)."""
     key = name.lower()
     if key in ("simworld7", "simworld28"):
         return simworld(key.removeprefix("simworld"), split, n_per_class, crop_size, seed=seed)
+    if name.startswith("bag:"):
+        from ..recordings.dataset import recording_dataset
+
+        return recording_dataset(name, split, n_per_class, crop_size)
     root = Path(name)
     sub = root / split
     return image_folder(sub if sub.is_dir() else root, crop_size, n_per_class)
+
+
+def check_dataset(name: str) -> str:
+    """`name` if `load_dataset` can read it, else `InputError` saying why — before any work is done (a command
+    line, a sweep's axis). A recording is checked for its file and label folder, not read."""
+    if name.lower() in ("simworld7", "simworld28"):
+        return name
+    if name.startswith("bag:"):
+        from ..recordings.dataset import RecordingSpec
+        from ..recordings.reader import recording_files
+
+        spec = RecordingSpec.parse(name)
+        recording_files(spec.path)
+        if spec.labels is not None and not spec.labels.is_dir():
+            raise InputError(f"dataset {name!r}: label folder {spec.labels} does not exist")
+        return name
+    if not Path(name).is_dir():
+        raise InputError(f"dataset {name!r} is neither simworld7, simworld28, bag:FILE nor a folder that exists")
+    return name

@@ -28,7 +28,7 @@ from ..defaults import node_defaults
 from .datasets import SPLIT_STREAMS
 from .teachers import OracleTeacher
 from .truth import Tally
-from .world import TabletopSim, simworld_objects
+from .world import Frame, TabletopSim, simworld_objects
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +68,32 @@ class LiveFrame:
     extract_ms: float = 0.0
 
 
-def render_stream(rec: Recognizer, variant: str = "7", rounds: int = 3, frames_per_object: int = 8,
-                  seed: int = 0) -> Iterator[LiveFrame]:
-    """Show every object `rounds` times for `frames_per_object` frames (order shuffled per round, seeded)."""
+def stream_frames(variant: str = "7", rounds: int = 3, frames_per_object: int = 8, seed: int = 0,
+                  image_size: int = 128) -> Iterator[tuple[int, Frame]]:
+    """(round, camera frame): every object `rounds` times for `frames_per_object` frames (order shuffled per
+    round, seeded) — what the robot's camera sees in a teaching session, and what `icub-guard record` writes."""
     objects = simworld_objects(variant)
     rng = np.random.default_rng(seed)
-    with TabletopSim(objects, 128, seed) as sim:
+    with TabletopSim(objects, image_size, seed) as sim:
         for r in range(rounds):
             for k in rng.permutation(len(objects)):
                 for i in range(frames_per_object):
-                    frame = sim.render(int(k), r * frames_per_object + i, SPLIT_STREAMS["live"])
-                    t0 = time.perf_counter()
-                    crop, _ = rec.crop(frame.image, frame.roi)
-                    feats = rec.features(crop)
-                    yield LiveFrame(crop, feats, frame.label, r, 1e3 * (time.perf_counter() - t0))
+                    yield r, sim.render(int(k), r * frames_per_object + i, SPLIT_STREAMS["live"])
+
+
+def render_stream(rec: Recognizer, variant: str = "7", rounds: int = 3, frames_per_object: int = 8,
+                  seed: int = 0) -> Iterator[LiveFrame]:
+    """`stream_frames` cropped and featurised by `rec` (features once: a stream replays through many guards)."""
+    for r, frame in stream_frames(variant, rounds, frames_per_object, seed):
+        yield live_frame(rec, frame.image, frame.roi, frame.label, r)
+
+
+def live_frame(rec: Recognizer, image: np.ndarray, roi, truth: str, round_: int) -> LiveFrame:
+    """One camera frame as the guard sees it: cropped (the ROI, else the recogniser's mode) and featurised."""
+    t0 = time.perf_counter()
+    crop, _ = rec.crop(image, roi)
+    feats = rec.features(crop)
+    return LiveFrame(crop, feats, truth, round_, 1e3 * (time.perf_counter() - t0))
 
 
 class Classroom:

@@ -290,7 +290,7 @@ def cmd_sweep_run(args) -> int:
         print("interrupted: finished cells are in the table; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"{s['done']} done, {s['failed']} failed, {s['skipped_done']} already done; "
-          f"{s['prepare_tasks']} shared preparation(s); {s['wall_s']:.0f} s")
+          f"{s['prepare_tasks']} shared preparation(s); {s['wall_s']:.1f} s")
     return 0 if s["failed"] == 0 else 1
 
 

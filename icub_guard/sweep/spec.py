@@ -19,6 +19,7 @@ cell, so a bad file fails here naming the axis, the value or the cell, not hours
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +122,7 @@ def parse_spec(doc, path: Path, kinds: dict[str, EvaluationKind] | None = None) 
         raise SweepError(f"{where}: resources.cpus must be > 0 and gpus >= 0")
     results = Path(doc.get("results") or f"{path.stem}.sqlite")
     if not results.is_absolute():
-        results = path.parent / results
+        results = Path(os.path.normpath(path.parent / results))
     return SweepSpec(path, kind, checked_fixed, checked_axes, results, retries, resources)
 
 

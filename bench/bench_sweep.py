@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,15 +57,19 @@ def run(workers: int, tmp: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=1, help="rounds; every other round runs the counts in reverse")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = [run(w, Path(tmp)) for w in args.workers]
-    by = {r["workers"]: r for r in runs}
-    out = {"benchmark": "sweep", "cpus": os.cpu_count(), "sweep": SWEEP, "runs": runs,
+    runs = []
+    for i in range(args.repeat):
+        for w in args.workers if i % 2 == 0 else args.workers[::-1]:
+            with tempfile.TemporaryDirectory() as tmp:
+                runs.append(run(w, Path(tmp)))
+    wall = {w: statistics.median(r["sweep_wall_s"] for r in runs if r["workers"] == w) for w in args.workers}
+    out = {"benchmark": "sweep", "cpus": os.cpu_count(), "sweep": SWEEP, "runs": runs, "median_wall_s": wall,
            "note": "the wall times include Ray starting its workers (each imports torch); other work may have "
                    "been running on this machine: see the load averages"}
-    if 1 in by and 2 in by:
-        out["speedup_2_workers"] = by[1]["sweep_wall_s"] / by[2]["sweep_wall_s"]
+    if 1 in wall and 2 in wall:
+        out["speedup_2_workers"] = wall[1] / wall[2]
     print(json.dumps(out, indent=2))
 
 

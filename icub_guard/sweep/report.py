@@ -32,11 +32,18 @@ def _cell_markdown(c: Cell, r: dict | None) -> str:
         return f"| {c.index} | {c.label} | {state} | {r['attempts'] if r else 0} | | | |"
     s = r["summary"]
     failed = [k for k in s["checks"] if not k["passed"]]
-    last = {name: acc[-1] for name, acc in s["curves"].items()}
-    best = max(last, key=last.get) if last else "-"
+    last = [acc[-1] for acc in s["curves"].values()]
+    span = f"{min(last):.2f} – {max(last):.2f}" if last else "-"
     return (f"| {c.index} | {c.label} | done | {r['attempts']} | {r['seconds']:.0f} | "
-            f"{best} {last.get(best, math.nan):.2f} @ {s['x_name']} {s['x'][-1]:g} | "
-            f"{len(s['checks']) - len(failed)}/{len(s['checks'])} |")
+            f"{span} at {s['x_name']} {s['x'][-1]:g} | {len(s['checks']) - len(failed)}/{len(s['checks'])} |")
+
+
+def _curves_markdown(c: Cell, r: dict) -> list[str]:
+    """One cell's curves: accuracy per x, one row per classifier or defence."""
+    s = r["summary"]
+    head = f"| {s['x_name']} | " + " | ".join(f"{x:g}" for x in s["x"]) + " |"
+    return [f"### Cell {c.index}: {c.label}", "", head, "|---" * (len(s["x"]) + 1) + "|",
+            *(f"| {name} | " + " | ".join(f"{a:.2f}" for a in acc) + " |" for name, acc in s["curves"].items()), ""]
 
 
 def write_report(spec, cells: list[Cell], table: ResultsTable, out: str | Path) -> dict[str, str]:
@@ -59,7 +66,7 @@ def write_report(spec, cells: list[Cell], table: ResultsTable, out: str | Path) 
         md += [f"Code: {', '.join(codes)}; machines: {', '.join(hosts)}; {total:.0f} s of cell time, plus "
                f"{sum(sum(v.values()) for v in shared.values()):.0f} s in {len(shared)} shared preparation(s) "
                "(data, features, classifiers, each computed once).", ""]
-    md += ["| cell | axes | state | attempts | seconds | best at the largest x | checks passed |",
+    md += ["| cell | axes | state | attempts | seconds | accuracy of its curves at the largest x | checks passed |",
            "|---|---|---|---|---|---|---|", *(_cell_markdown(c, rows.get(c.hash)) for c in cells), ""]
     failed_checks = [(c, k) for c, r in done for k in r["summary"]["checks"] if not k["passed"]]
     md += ["## Sanity checks that failed", ""]
@@ -67,6 +74,8 @@ def write_report(spec, cells: list[Cell], table: ResultsTable, out: str | Path) 
     failed = [(c, rows[c.hash]) for c in cells if c.hash in rows and rows[c.hash]["status"] == "failed"]
     md += ["", "## Failed cells", ""]
     md += [f"- cell {c.index} ({c.label}), {r['attempts']} attempts: `{r['error']}`" for c, r in failed] or ["none"]
+    md += ["", "## Accuracy per cell", "", "Every curve of every finished cell (a rejection is never an error).", ""]
+    md += [line for c, r in done for line in _curves_markdown(c, r)] or ["no finished cell yet"]
     files = {"report": "report.md"}
     if done:
         _figures(done, out)

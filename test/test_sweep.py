@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +243,19 @@ def _ray_node(args: list[str], log: Path) -> subprocess.Popen:
                             env={**os.environ, "RAY_AUTH_MODE": "disabled"})
 
 
+def _wait_started(p: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+    """Until `ray start` says the node runs (bounded); its log in the failure otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text() if log.exists() else ""
+        if "Ray runtime started" in text:
+            return
+        if p.poll() is not None:
+            break
+        time.sleep(1)
+    raise AssertionError(f"ray start did not come up:\n{log.read_text()[-3000:]}")
+
+
 def _end(p: subprocess.Popen, sig=15) -> None:
     if p.poll() is None:
         os.killpg(p.pid, sig)
@@ -257,17 +271,18 @@ def _end(p: subprocess.Popen, sig=15) -> None:
 def test_cluster_sweep_loses_no_cell_when_a_node_dies(tmp_path):
     port = _free_port()
     address = f"127.0.0.1:{port}"
+    ray_tmp = tempfile.mkdtemp(prefix="icg-ray-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1"]
-    head = _ray_node(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={tmp_path / 'ray'}",
+    head = _ray_node(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={ray_tmp}",
                       f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-                      f"--ray-client-server-port={_free_port()}", *common], tmp_path / "head.log")
+                      *common], tmp_path / "head.log")
     second = None
     sweep = None
     try:
-        time.sleep(8)
+        _wait_started(head, tmp_path / "head.log")
         second = _ray_node([f"--address={address}", f"--dashboard-agent-listen-port={_free_port()}",
                             f"--metrics-export-port={_free_port()}", *common], tmp_path / "second.log")
-        time.sleep(8)
+        _wait_started(second, tmp_path / "second.log")
         doc = {"evaluation": "evaluate", "retries": 1,
                "fixed": {"n_train": 3, "n_val": 3, "n_test": 1, "d_max": [0, 1000], "steps": 2, "fmn_steps": 2,
                          "backbone": "resnet18", "input_size": 32, "device": "cpu", "ensemble_steps": 0,
@@ -304,3 +319,4 @@ def test_cluster_sweep_loses_no_cell_when_a_node_dies(tmp_path):
                     p.wait(10)
                 elif p is not sweep:
                     _end(p)
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -31,7 +31,7 @@ from ..evaluation.prepared import PrepKey
 from .grid import Cell
 from .kinds import EvaluationKind
 from .results import ResultsTable
-from .spec import SweepSpec
+from .spec import SweepError, SweepSpec
 
 log = logging.getLogger(__name__)
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the tree this icub_guard is imported from
@@ -117,7 +117,10 @@ def connect(address: str | None, workers: int | None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or None
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING, "runtime_env": env}
     if address:
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError) as exc:
+            raise SweepError(f"cannot join the Ray cluster at {address}: {exc}") from exc
     else:
         ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, **quiet)
     return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -328,3 +329,39 @@ def test_cluster_sweep_loses_no_cell_when_a_node_dies(tmp_path):
                 elif p is not sweep:
                     _end(p)
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.environ.get("ICUB_GUARD_CLUSTER_TEST") != "1",
+                    reason="minutes: set ICUB_GUARD_CLUSTER_TEST=1 (a real sweep interrupted with Ctrl-C, resumed)")
+def test_ctrl_c_then_the_same_command_resumes(tmp_path):
+    doc = {"evaluation": "evaluate", "retries": 0,
+           "fixed": {"n_train": 3, "n_val": 3, "n_test": 2, "d_max": [0, 500, 1000], "steps": 10, "fmn_steps": 20,
+                     "backbone": "resnet18", "input_size": 64, "device": "cpu", "ensemble_steps": 0,
+                     "binarization": 0, "square_queries": 0, "adaptive": False},
+           "axes": {"attack": ["fmn", "algorithm1"], "target_false_reject": [0.05, 0.1, 0.2]}}
+    path = tmp_path / "ctrlc.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    db = tmp_path / "ctrlc.sqlite"
+    cmd = [PY, "-m", "icub_guard.cli", "-q", "sweep", "run", str(path), "--workers", "2"]
+    # SIGINT as a terminal's Ctrl-C sends it (a background parent may have left it ignored)
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 600
+    done = 0
+    while p.poll() is None and time.monotonic() < deadline and done < 1:
+        time.sleep(1)
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                done = con.execute("SELECT COUNT(*) FROM cells WHERE status='done'").fetchone()[0]
+    p.send_signal(signal.SIGINT)
+    out = p.communicate(timeout=120)[0]
+    assert p.returncode == 130 and "run the same command again to resume" in out, out
+    with sqlite3.connect(db) as con:
+        states = dict(con.execute("SELECT status, COUNT(*) FROM cells GROUP BY status").fetchall())
+    assert states.get("running", 0) == 0 and 1 <= states.get("done", 0) < 6, states  # none left "running"
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{6 - states['done']} done, 0 failed, {states['done']} already done" in again.stdout
+    with sqlite3.connect(db) as con:
+        attempts = [n for (n,) in con.execute("SELECT COUNT(*) FROM attempts GROUP BY hash")]
+    assert attempts == [1] * 6  # no finished cell ran twice

@@ -46,6 +46,7 @@ bench: $(VENV)/.installed   # about 40 minutes on a 2-core CPU (bench_evaluate r
 	$(PY) bench/bench_startup.py
 	$(PY) bench/bench_defences.py
 	$(PY) bench/bench_evaluate.py
+	$(PY) bench/bench_sweep.py
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then $(PY) bench/bench_web.py; \
 	  else echo "bench_web.py skipped: no Chromium (make test-browser installs it)"; fi
 

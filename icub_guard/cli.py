@@ -8,6 +8,7 @@
   icub-guard defences   the guard's defences and their parameters (what --defences takes)
   icub-guard record     write a simulated camera session (frames, regions, ground truth) to an MCAP recording
   icub-guard replay     publish a recording into a running ROS graph (its own pace, or as fast as the guard)
+  icub-guard sweep      run / status / report a declarative sweep of evaluations on Ray
 """
 
 from __future__ import annotations
@@ -306,6 +307,76 @@ def cmd_evaluate_teaching(args) -> int:
     return 0
 
 
+def _sweep_of(args):
+    """The sweep file and its checked grid (a bad file is refused here, before anything runs)."""
+    from .sweep import expand, load_spec
+
+    spec = load_spec(args.file)
+    return spec, expand(spec)
+
+
+def cmd_sweep_run(args) -> int:
+    from .sweep.runner import run_sweep
+
+    spec, cells = _sweep_of(args)
+    if args.workers is not None and args.workers < 1:
+        raise GuardError("sweep run: --workers must be >= 1")
+    print(f"sweep {spec.path}: {len(cells)} cells of {spec.evaluation} -> {spec.results}")
+    try:
+        s = run_sweep(spec, cells, args.address, args.workers, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print("interrupted: finished cells are in the table; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"{s['done']} done, {s['failed']} failed, {s['skipped_done']} already done; "
+          f"{s['prepare_tasks']} shared preparation(s); {s['wall_s']:.1f} s")
+    return 0 if s["failed"] == 0 else 1
+
+
+def cmd_sweep_status(args) -> int:
+    from .sweep import ResultsTable
+    from .sweep.report import status_lines
+
+    spec, cells = _sweep_of(args)
+    if not spec.results.exists():
+        print(f"{len(cells)} cells: 0 done, 0 running, 0 failed, {len(cells)} left (no results table yet)")
+        return 0
+    table = ResultsTable(spec.results)
+    try:
+        hashes = [c.hash for c in cells]
+        if args.watch:  # a progress bar until nothing is running
+            bar = tqdm(total=len(cells), desc="done", unit="cell")
+            while True:
+                counts = table.counts(hashes)
+                bar.n = counts["done"] + counts["failed"]
+                bar.set_postfix(running=counts["running"], failed=counts["failed"], left=counts["pending"])
+                bar.refresh()
+                if counts["running"] == 0:
+                    break
+                time.sleep(args.watch)
+            bar.close()
+        print("\n".join(status_lines(cells, table)))
+    finally:
+        table.close()
+    return 0
+
+
+def cmd_sweep_report(args) -> int:
+    from .sweep import ResultsTable
+    from .sweep.report import write_report
+
+    spec, cells = _sweep_of(args)
+    if not spec.results.exists():
+        raise GuardError(f"sweep report: no results table {spec.results} yet (run `icub-guard sweep run` first)")
+    out = Path(args.out) if args.out else spec.results.with_name(spec.results.stem + "-report")
+    table = ResultsTable(spec.results)
+    try:
+        files = write_report(spec, cells, table, out)
+    finally:
+        table.close()
+    print(f"wrote {out}/: {', '.join(files.values())}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icub-guard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -435,6 +506,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default 30)")
     rp.add_argument("--remap", action="append", default=[], help="ROS remapping FROM:=TO, repeatable")
     rp.set_defaults(func=cmd_replay)
+    sw = sub.add_parser("sweep", help="a grid of evaluations from a sweep file, on Ray (docs/sweeps.md)")
+    sws = sw.add_subparsers(dest="sweep_command", required=True)
+    run = sws.add_parser("run", help="run every cell not yet done (Ray in this process, or --address)")
+    run.add_argument("file", help="the sweep file (YAML)")
+    run.add_argument("--address", help="an existing Ray cluster (default: RAY_ADDRESS, else Ray in this process)")
+    run.add_argument("--workers", type=int, help="in-process Ray: CPUs to use (default: all)")
+    run.set_defaults(func=cmd_sweep_run)
+    st = sws.add_parser("status", help="done / running / failed / left")
+    st.add_argument("file")
+    st.add_argument("--watch", type=float, nargs="?", const=2.0, metavar="S",
+                    help="a progress bar, refreshed every S seconds, until nothing is running")
+    st.set_defaults(func=cmd_sweep_status)
+    rpt = sws.add_parser("report", help="summary table, failed checks and cells, figures")
+    rpt.add_argument("file")
+    rpt.add_argument("--out", help="folder (default: <results file stem>-report beside the results table)")
+    rpt.set_defaults(func=cmd_sweep_report)
     return parser
 
 

@@ -98,6 +98,11 @@ class FeatureMemo:
             self._memo.update((k, f) for (k, _), f in zip(new, feats, strict=True))
         return np.stack([self._memo[k] for k in keys])
 
+    def remember(self, images: np.ndarray, features: np.ndarray) -> None:
+        """Features already extracted elsewhere (a sweep's shared test split): not extracted again."""
+        for im, f in zip(np.asarray(images), features, strict=True):
+            self._memo[hashlib.blake2b(im.tobytes(), digest_size=16).digest()] = f
+
 
 def failed_judge(clf, judge: FeatureMemo, y_true: np.ndarray, targets: np.ndarray | None) -> Judge:
     """Where the attack on `clf` has not succeeded: not fooled (`rules.fooled`, ACCURACY_RULE), or not the target

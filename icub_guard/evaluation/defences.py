@@ -47,13 +47,13 @@ from ..attacks import Attack, OrthogonalPGD, PaperAttack, SquareSearch, resolve_
 from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
-from ..core.svm import make_classifier, select_hyperparameters
+from ..core.svm import make_classifier
 from ..defences import EOT, DefencePipeline, InputTransform, OpenSetEVT, make_defence
 from ..defences.online import check_specs
-from ..sim.datasets import load_dataset
 from .binarization import binarization_test
 from .curves import CurveProblem, EnsembleSettings, attack_what_is_left, ensemble_images
 from .metrics import robust_error
+from .prepared import Prepared, PrepKey, prepare
 from .security import ACCURACY_RULE
 
 log = logging.getLogger(__name__)
@@ -191,20 +191,23 @@ def _images(results, x: torch.Tensor, d_grid) -> list[torch.Tensor]:
     return out
 
 
-def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], None] | None = None
-                           ) -> DefenceEvalResult:
+def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], None] | None = None,
+                           prepared: Prepared | None = None) -> DefenceEvalResult:
+    """The evaluation of `cfg`; `prepared`: its data, features and classifiers when already computed (a sweep)."""
     t_start = time.perf_counter()
     say = progress or (lambda msg: log.info("%s", msg))
     torch.manual_seed(cfg.seed)
     extractor = FeatureExtractor(BackboneSpec(cfg.backbone, cfg.weights, cfg.seed, cfg.input_size), cfg.device)
     precision = resolve_precision(cfg.precision, extractor.device)
     say("data, features and the undefended guard")
-    train = load_dataset(cfg.dataset, "train", cfg.n_train, seed=cfg.seed)
-    val = load_dataset(cfg.dataset, "val", cfg.n_val, seed=cfg.seed)
-    test = load_dataset(cfg.dataset, "test", cfg.n_test, seed=cfg.seed)
-    F_tr, F_val = extractor.extract(train.images), extractor.extract(val.images)
-    hp = select_hyperparameters(F_tr, train.labels, "rbf", seed=cfg.seed)
-    clf = make_classifier("svm-adv", C=hp["C"], gamma=hp["gamma"]).fit(F_tr, train.labels)
+    shared = prepared is not None
+    if prepared is None:
+        prepared = prepare(extractor, PrepKey.of(cfg, linear=False))
+    prepared.check(cfg, linear=False)
+    train, val, test = (prepared.splits[s].data for s in ("train", "val", "test"))
+    F_tr, F_val = prepared.splits["train"].features, prepared.splits["val"].features
+    hp = prepared.hyperparameters["rbf"]
+    clf = prepared.classifier("svm-adv")
     clf.calibrate(F_val, val.labels, cfg.false_reject)
     base = GuardModel.from_classifier(extractor, clf)
     classes = list(clf.classes_)
@@ -219,6 +222,8 @@ def run_defence_evaluation(cfg: DefenceEvalConfig, progress: Callable[[str], Non
     d_grid = [float(d) for d in cfg.d_max]
     nonzero = [d for d in d_grid if d > 0]
     timing = {"setup_s": time.perf_counter() - t_start}
+    if shared:  # computed once for every cell of a sweep at this backbone and data set (its cost is the sweep's)
+        timing.update({f"shared_{k}": v for k, v in prepared.seconds.items()})
 
     say("non-adaptive attack on the undefended guard")
     t = time.perf_counter()

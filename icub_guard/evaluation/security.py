@@ -44,8 +44,6 @@ from ..attacks.apgd import APGD
 from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
-from ..core.svm import make_classifier, select_hyperparameters
-from ..sim.datasets import load_dataset
 from .binarization import binarization_test
 from .curves import (
     FMN_PATIENCE,
@@ -65,6 +63,7 @@ from .curves import (
     rises,
 )
 from .metrics import feature_shift, pass_score, random_direction_like, robust_error
+from .prepared import Prepared, PrepKey, prepare
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +247,9 @@ class _Setting:
     judge: FeatureMemo
 
 
-def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> EvalResult:
+def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | None = None,
+                            prepared: Prepared | None = None) -> EvalResult:
+    """The evaluation of `cfg`; `prepared`: its data, features and classifiers when already computed (a sweep)."""
     t_start = time.perf_counter()
     timing: dict[str, float] = {}
     say = progress or (lambda msg: log.info("%s", msg))
@@ -256,30 +257,20 @@ def run_security_evaluation(cfg: EvalConfig, progress: Callable[[str], None] | N
     extractor = FeatureExtractor(BackboneSpec(cfg.backbone, cfg.weights, cfg.seed, cfg.input_size), cfg.device)
     precision = resolve_precision(cfg.precision, extractor.device)
 
-    t = time.perf_counter()
-    say("loading data")
-    train = load_dataset(cfg.dataset, "train", cfg.n_train, seed=cfg.seed)
-    val = load_dataset(cfg.dataset, "val", cfg.n_val, seed=cfg.seed)
-    test_all = load_dataset(cfg.dataset, "test", cfg.n_test, seed=cfg.seed)
-    timing["data_s"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    say("extracting features")
     judge = FeatureMemo(extractor)
-    F_tr, F_val = (extractor.extract(d.images) for d in (train, val))
-    F_te = judge.extract(test_all.images)
-    timing["features_s"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    say("training classifiers (3-fold CV)")
-    hp_lin = select_hyperparameters(F_tr, train.labels, "linear", seed=cfg.seed)
-    hp_rbf = select_hyperparameters(F_tr, train.labels, "rbf", seed=cfg.seed)
-    svm = make_classifier("svm", C=hp_lin["C"]).fit(F_tr, train.labels)
-    rbf = make_classifier("svm-rbf", C=hp_rbf["C"], gamma=hp_rbf["gamma"]).fit(F_tr, train.labels)
-    adv = make_classifier("svm-adv", C=hp_rbf["C"], gamma=hp_rbf["gamma"]).fit(F_tr, train.labels)
-    adv5 = make_classifier("svm-adv", C=hp_rbf["C"], gamma=hp_rbf["gamma"]).fit(F_tr, train.labels)
+    if prepared is None:
+        prepared = prepare(extractor, PrepKey.of(cfg), say)
+        timing.update(prepared.seconds)
+    else:  # computed once for every cell of a sweep at this backbone and data set (its cost is the sweep's)
+        prepared.check(cfg, linear=True)
+        timing.update({f"shared_{k}": v for k, v in prepared.seconds.items()})
+    val, test_all = prepared.splits["val"].data, prepared.splits["test"].data
+    F_val, F_te = prepared.splits["val"].features, prepared.splits["test"].features
+    judge.remember(test_all.images, F_te)
+    hp_lin, hp_rbf = prepared.hyperparameters["linear"], prepared.hyperparameters["rbf"]
+    svm, rbf, adv = (prepared.classifier(n) for n in ("svm", "svm-rbf", "svm-adv"))
+    adv5 = prepared.classifier("svm-adv")
     adv5.calibrate(F_val, val.labels, cfg.target_false_reject)
-    timing["training_s"] = time.perf_counter() - t
     clfs = {"svm": svm, "svm-rbf": rbf, "svm-adv": adv, "svm-adv+5%": adv5}
 
     classes = list(rbf.classes_)

@@ -2,7 +2,7 @@
 
 Subscribes  image_in (sensor_msgs/Image), roi (sensor_msgs/RegionOfInterest)
 Publishes   image_out (sensor_msgs/Image: perturbed when enabled, passed through otherwise),
-            attack/info (std_msgs/String, JSON: norms, time, whether it fooled its own copy)
+            attack/info (icub_guard_msgs/AttackReport: norms, time, whether it fooled its own copy)
 Services    ~/enable (std_srvs/SetBool, node-private: /attack_node/enable)
 
 Budgets (`eps`) are in frame pixels of the ROI box on the 0..255 scale: the
@@ -28,14 +28,14 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import Image, RegionOfInterest
-from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from ..attacks import ATTACKS, AttackInterrupted, make_attack, rect_mask
 from ..core.errors import GuardError, InputError
 from ..core.pipeline import RegionModel
 from ..core.recognizer import Recognizer
-from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, resolve_model_path, run_node
+from . import messages
+from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, resolve_model_path, run_node
 from .convert import image_to_rgb, rgb_to_image
 
 #: attributes that runtime parameter changes update
@@ -82,7 +82,7 @@ class AttackNode(GuardedNode):
         self.roi = None
         self.counts = self.health.counts
         self.pub = self.create_publisher(Image, "image_out", FRAME_QOS)
-        self.pub_info = self.create_publisher(String, "attack/info", EVENT_QOS)
+        self.pub_info = self.create_publisher(messages.AttackReport, "attack/info", EVENT_QOS)
         self.create_subscription(Image, "image_in", self.on_image, FRAME_QOS)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
         # its own callback group (and the node's two executor threads): `enable false` reaches a running attack
@@ -173,8 +173,8 @@ class AttackNode(GuardedNode):
         self.health.frame(info["time_ms"])
         self.counts["attacked"] += 1
         self.counts["fooled_own_copy"] += int(info["fooled_own_copy"])
-        info.update(stamp={"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}, counts=dict(self.counts))
-        self.pub_info.publish(json_msg(info))  # before the frame, so listeners know it was attacked
+        # before the frame, so listeners know it was attacked
+        self.pub_info.publish(messages.attack_report(info, self.counts, msg.header))
         self.pub.publish(rgb_to_image(out, msg.header.stamp, msg.header.frame_id))
 
     def publish_diagnostics(self) -> None:

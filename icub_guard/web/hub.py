@@ -59,7 +59,7 @@ class Answer:
     forget: bool = False
 
     def feedback(self) -> dict:
-        """The guard's feedback JSON (`teacher/feedback`)."""
+        """The label as the core's feedback record (sent to the guard's `teach` service)."""
         ref = {"query_id": self.query_id} if self.query_id is not None else {"decision_id": self.decision_id}
         return {**ref, "label": self.label, "teacher": self.teacher}
 

@@ -15,6 +15,7 @@ import rclpy
 from icub_guard_msgs.srv import Confirm, Forget, ForgetTeacher, Teach
 from rcl_interfaces.msg import ParameterType
 from rclpy.qos import QoSProfile
+from rclpy.time import Time
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header, String
 
@@ -113,6 +114,26 @@ def test_plain_label_feedback_answers_the_latest_query(ros, guard, frames):
     ros.pub_feedback.publish(String(data="teddy"))
     ros.wait_for(lambda: diag(ros).get("classes") == "3", 10, "teddy learned")
     assert ros.set_param("guard_node", "threshold", 0.0)
+
+
+def test_a_plain_label_at_a_persons_pace_names_the_object_in_view(ros, guard, frames):
+    """No open question within the window (the earlier tests' questions grow old): a plain label seconds
+    after a frame names the latest decision; past the window it names nothing."""
+    assert ros.set_param("guard_node", "query_on_reject", False)
+    assert ros.set_param("guard_node", "plain_label_window", 3.0)  # the window is a runtime parameter
+    ros.spin_for(3.5)  # every open question is older than the window now
+    d = ros.frame_and_decision(frames[2][1].image, frames[2][1].roi)
+    assert d["query_id"] is None
+    ros.spin_for(1.5)  # a person reads the screen and types
+    res = ros.teach("teddy", teacher="person")
+    assert res.outcome in ("learned", "held") and res.target == "latest_decision", res.reason
+    assert res.decision_id == d["id"] and "the object in view" in res.reason
+    ros.spin_for(3.5)
+    res = ros.teach("teddy", teacher="person")
+    assert res.outcome == "invalid" and "no decision in the last 3 s" in res.reason
+    assert not ros.set_param("guard_node", "plain_label_window", 0.0)  # out of its range
+    assert ros.set_param("guard_node", "plain_label_window", 10.0)
+    assert ros.set_param("guard_node", "query_on_reject", True)
 
 
 def test_confirm_learns_the_last_prediction(ros, guard, frames):
@@ -425,7 +446,7 @@ def test_teacher_oracle_and_malicious(ros, tmp_path):
         return next((v for k, v in ros.diag.items() if "teacher_node" in k), {})
 
     def head(sec):
-        return Header(stamp=rclpy.time.Time(seconds=sec).to_msg(), frame_id="camera")
+        return Header(stamp=Time(seconds=sec).to_msg(), frame_id="camera")
 
     try:
         for mode, flip in (("oracle", 0.0), ("malicious", 1.0)):
@@ -434,8 +455,13 @@ def test_teacher_oracle_and_malicious(ros, tmp_path):
             proc = start_node("teacher_node", {"mode": mode, "flip_fraction": flip, "name": f"{mode}-1",
                                                "guard": "/standin_guard"}, tmp_path / f"{mode}.log")
             try:
-                ros.wait_for(lambda: q_pub.get_subscription_count() > 0 and gt_pub.get_subscription_count() > 0
-                             and dec_pub.get_subscription_count() > 0, 30, "teacher subscribed")
+                def subscribed():  # the harness subscribes to these topics too: wait for the teacher itself
+                    return all(any(i.node_name == "teacher_node" for i in ros.get_subscriptions_info_by_topic(t))
+                               and pub.get_subscription_count() >= len(ros.get_subscriptions_info_by_topic(t))
+                               for t, pub in (("/teacher/query", q_pub), ("/ground_truth", gt_pub),
+                                              ("/decision", dec_pub)))
+
+                ros.wait_for(subscribed, 30, "teacher subscribed")
                 ros.spin_for(1.0)  # its client discovers the service
                 for i, label in enumerate(["mug", "duck", "mug"]):
                     gt_pub.publish(messages.GroundTruth(header=head(100 + i), label=label, frame=i))
@@ -731,3 +757,46 @@ def test_a_bad_float_at_start_up_is_a_configuration_error(ros, tmp_path, value, 
     assert proc.wait(timeout=90) == 2
     text = log.read_text()
     assert "parameter threshold" in text and why in text and "Traceback" not in text
+
+
+def test_a_compressed_camera_is_decoded_and_bad_data_counted(ros, frames, tmp_path):
+    """image_transport compressed: JPEG and PNG frames on image/compressed are judged, stamped like the frame;
+    malformed data is refused and counted like a bad raw frame."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    proc = start_node("guard_node", {**GUARD, "model_path": "", "image_transport": "compressed"},
+                      tmp_path / "jpeg.log", {"__node": "jpegguard", "__ns": "/jpegtest"})
+    pub = ros.create_publisher(CompressedImage, "/jpegtest/image/compressed", FRAME_QOS)
+    decisions: list[dict] = []
+    sub = ros.create_subscription(messages.Decision, "/jpegtest/decision",
+                                  lambda m: decisions.append(messages.decision_body(m)), EVENT_QOS)
+
+    def jpeg_diag():
+        return ros.diag.get("jpegguard: recognition", {})
+
+    try:
+        ros.wait_for(lambda: pub.get_subscription_count() > 0 and sub.get_publisher_count() > 0, 60, "jpegguard")
+        rgb = frames[0][0].image
+        for n, ext in enumerate((".jpg", ".png")):
+            _, buf = cv2.imencode(ext, rgb[:, :, ::-1])
+            stamp = Time(seconds=500 + n).to_msg()
+            for _ in range(10):  # best effort: re-sent until judged
+                pub.publish(CompressedImage(header=Header(stamp=stamp, frame_id="cam_jpeg"), format=ext[1:],
+                                            data=buf.tobytes()))
+                end = time.monotonic() + 3
+                while time.monotonic() < end and len(decisions) <= n:
+                    rclpy.spin_once(ros, timeout_sec=0.05)
+                if len(decisions) > n:
+                    break
+            d = decisions[n]
+            assert d["frame_id"] == "cam_jpeg" and d["stamp"] == {"sec": 500 + n, "nanosec": 0}
+            assert d["roi"][2:] == [rgb.shape[1], rgb.shape[0]]  # the whole decoded frame (roi_mode full)
+        for data in (b"", b"not an image", buf.tobytes()[:40]):
+            pub.publish(CompressedImage(format="png", data=data))
+            ros.spin_for(0.1)
+        ros.wait_for(lambda: int(jpeg_diag().get("rejected_input.image", 0)) >= 2, 15, "bad data counted")
+        assert proc.poll() is None and jpeg_diag().get("callback_errors", "0") == "0"
+    finally:
+        stop(proc)
+        ros.destroy_subscription(sub)

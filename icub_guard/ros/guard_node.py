@@ -1,6 +1,7 @@
 """guard_node: the robot's guarded recogniser — image in, label (or a question) out.
 
-Subscribes  image (sensor_msgs/Image, newest frame only), roi (sensor_msgs/RegionOfInterest),
+Subscribes  image (sensor_msgs/Image, newest frame only; with image_transport "compressed":
+            image/compressed, sensor_msgs/CompressedImage, JPEG or PNG), roi (sensor_msgs/RegionOfInterest),
             teacher/feedback (std_msgs/String: what a person types, a label or JSON {"query_id"|"decision_id": n,
             "label": s, "teacher": name})
 Publishes   label (String), decision (icub_guard_msgs/Decision), classes (icub_guard_msgs/ClassList,
@@ -22,7 +23,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from icub_guard_msgs.srv import Confirm, Forget, ForgetTeacher, Teach
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.qos import DurabilityPolicy, QoSProfile
-from sensor_msgs.msg import Image, RegionOfInterest
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
@@ -35,7 +36,7 @@ from ..core.validation import DEFAULT_TEACHER, check_teacher
 from ..defences import DEFENCES
 from . import common, messages
 from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode
-from .convert import draw_decision, image_to_rgb, rgb_to_image
+from .convert import compressed_to_rgb, draw_decision, image_to_rgb, rgb_to_image
 
 #: The classes topic is latched: a subscriber that comes late still gets the latest list.
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -63,6 +64,10 @@ class GuardNode(GuardedNode):
         self.service_queue_depth = p("service_queue_depth", "requests each service queues while the node is busy",
                                      read_only=True, lo=1, hi=100000)
         image_qos = common.qos_parameters(p, "image", "the image subscription")
+        transport = p("image_transport", "camera input: raw (image, sensor_msgs/Image) | compressed "
+                      "(image/compressed, sensor_msgs/CompressedImage: JPEG or PNG)", read_only=True)
+        if transport not in ("raw", "compressed"):
+            raise ValueError(f"image_transport must be raw or compressed, got {transport!r}")
         out_qos = common.qos_parameters(p, "publisher", "label, decision and the teacher's queries")
 
         self.guard = Guard.build(GuardConfig(RecognizerConfig(**r), SessionConfig(**session),
@@ -83,7 +88,12 @@ class GuardNode(GuardedNode):
         self.pub_query = self.create_publisher(messages.Query, "teacher/query", out_qos)
         self.pub_query_img = self.create_publisher(Image, "teacher/query_image", out_qos)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
-        self.create_subscription(Image, "image", self.on_image, image_qos)
+        if transport == "compressed":
+            self.decode = compressed_to_rgb
+            self.create_subscription(CompressedImage, "image/compressed", self.on_image, image_qos)
+        else:
+            self.decode = image_to_rgb
+            self.create_subscription(Image, "image", self.on_image, image_qos)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
         self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS,
                                  event_callbacks=self.count_lost("feedback"))
@@ -112,11 +122,11 @@ class GuardNode(GuardedNode):
     def on_roi(self, msg: RegionOfInterest) -> None:
         self.roi = ((int(msg.x_offset), int(msg.y_offset), int(msg.width), int(msg.height)), time.monotonic())
 
-    def on_image(self, msg: Image) -> None:
+    def on_image(self, msg: Image | CompressedImage) -> None:
         t0 = time.perf_counter()
         roi = self.roi[0] if self.roi is not None and time.monotonic() - self.roi[1] <= self.roi_timeout else None
         try:
-            rgb = image_to_rgb(msg)
+            rgb = self.decode(msg)
             f = self.guard.frame(rgb, roi, source=msg.header)
         except InputError as exc:
             self.reject_input("image", exc)

@@ -129,4 +129,6 @@ def teach_fields(resp, outcome, journal_seq: int | None) -> Any:
     resp.decision_id = int(outcome.decision_id or 0)
     resp.query_id = int(outcome.query.query_id) if outcome.query is not None else 0
     resp.journal_seq = int(journal_seq or 0) if outcome.action == "learned" else 0
+    if hasattr(resp, "target"):  # Teach: what the label answered (a plain label: what the guard took it for)
+        resp.target = outcome.target or ""
     return resp

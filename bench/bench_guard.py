@@ -12,6 +12,9 @@ bare and once per list for each defence's added latency on the node.
 `icub_guard_msgs/Decision` (build from the core's record, serialize, deserialize, back to the record)
 against the JSON-in-`std_msgs/String` it replaced (dumps, serialize, deserialize, loads), for 7 classes;
 `--messages-only` runs just that (no node, seconds).
+
+`regions` measures, in this process, one frame with 8 regions (`Guard.frame_regions`: one batched forward)
+against one region, at the node's input size; the target is at most 2x. `--regions-only` runs just that.
 """
 
 from __future__ import annotations
@@ -78,6 +81,32 @@ def message_cost(repeats: int = 3000) -> dict:
     return out
 
 
+def region_cost(input_size: int, frames, repeats: int = 8) -> dict:
+    """Milliseconds per frame with 1 and with 8 regions (medians), a trained 7-class guard, in this process."""
+    from icub_guard.core.guard import Guard
+    from icub_guard.core.recognizer import Recognizer, RecognizerConfig
+
+    torch.manual_seed(0)
+    rec = Recognizer(RecognizerConfig(weights="random", input_size=input_size, device="cpu"))
+    rec.fit(np.stack([rec.crop(f.image, f.roi)[0] for f in frames[:21]]), [f.label for f in frames[:21]])
+    guard = Guard(rec)
+    image = np.concatenate([np.concatenate([f.image for f in frames[21 + 4 * r: 25 + 4 * r]], 1) for r in (0, 1)])
+    side = frames[0].image.shape[0]
+    boxes = [(side * (k % 4) + 8, side * (k // 4) + 8, side - 16, side - 16) for k in range(8)]
+    out = {}
+    for n in (1, 8):
+        guard.frame_regions(image, boxes[:n])  # warm-up
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            guard.frame_regions(image, boxes[:n])
+            times.append(1e3 * (time.perf_counter() - t))
+        out[f"{n}_regions_ms"] = float(np.median(times))
+    out["ratio_8_to_1"] = out["8_regions_ms"] / out["1_regions_ms"]
+    out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--input-size", type=int, default=224)
@@ -85,6 +114,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--defences", default="", help="the guard's defences parameter (empty: the reject option alone)")
     ap.add_argument("--messages-only", action="store_true", help="only the typed-vs-JSON message cost")
+    ap.add_argument("--regions-only", action="store_true", help="only the 8-regions-vs-1 frame cost")
     args = ap.parse_args()
     cost = message_cost()
     if args.messages_only:
@@ -92,6 +122,11 @@ def main() -> None:
         return
     with TabletopSim(simworld_objects("7"), 128, seed=0) as sim:
         frames = [sim.render(k, i, stream=3) for i in range(6) for k in range(7)]
+    regions = region_cost(args.input_size, frames)
+    if args.regions_only:
+        print(json.dumps({"benchmark": "guard_regions", "input_size": args.input_size, "load": os.getloadavg(),
+                          "regions": regions}, indent=2))
+        return
     work = Path(tempfile.mkdtemp())
     proc = start_node("guard_node", {"weights": "random", "input_size": args.input_size, "device": "cpu",
                                      "model_path": "", "query_rate_limit": 100.0, "debug_image": False,
@@ -148,6 +183,7 @@ def main() -> None:
         "flood": {"published_per_s": sent / args.seconds, "labels_per_s": got / args.seconds},
         "bare_backbone_forward_ms": bare,
         "latency_over_bare": float(np.median(lat) / bare),
+        "regions": regions,
         "messages": {**cost, "typed_minus_json_share_of_node_ms": (cost["typed_us"] - cost["json_us"]) / 1e3
                      / float(np.median(node_ms)) if node_ms else None},
     }, indent=2))

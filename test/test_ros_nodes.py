@@ -374,6 +374,43 @@ def test_restart_reloads_what_was_taught(ros, guard, frames):
     assert d["scores"]["duck"] == max(d["scores"].values())
 
 
+def test_every_region_of_a_frame_gets_a_decision(ros, guard, frames):
+    """A RegionArray (a detector's output): the next frame's regions judged together, one DecisionArray with each
+    region's decision (its id carried), no single `decision` for it; an empty array goes back to one region."""
+    arrays: list = []
+    sub = ros.create_subscription(messages.DecisionArray, "decisions", arrays.append, EVENT_QOS)
+    pub = ros.create_publisher(messages.RegionArray, "regions", EVENT_QOS)
+    try:
+        ros.wait_for(lambda: sub.get_publisher_count() > 0 and pub.get_subscription_count() > 0, 30, "regions")
+        ros.spin_for(0.5)
+        parts = [frames[0][3], frames[1][3], frames[2][0]]
+        image = np.concatenate([f.image for f in parts], axis=1)
+        side = parts[0].image.shape[1]
+        boxes = [(side * k + f.roi[0], f.roi[1], f.roi[2], f.roi[3]) for k, f in enumerate(parts)]
+        pub.publish(messages.RegionArray(regions=[
+            messages.Region(roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h), id=f"det{k}")
+            for k, (x, y, w, h) in enumerate(boxes)]))
+        ros.spin_for(0.1)
+        singles = len(ros.msgs["decision"])
+        ros.send_frame(image)
+        ros.wait_for(lambda: arrays, 30, "a DecisionArray")
+        arr = arrays[-1]
+        assert arr.header.frame_id == "camera" and [d.region_id for d in arr.decisions] == ["det0", "det1", "det2"]
+        assert [(d.roi.x_offset, d.roi.y_offset, d.roi.width, d.roi.height) for d in arr.decisions] == boxes
+        assert len({d.id for d in arr.decisions}) == 3 and {d.roi_source for d in arr.decisions} == {"regions"}
+        assert arr.decisions[0].scores[list(arr.decisions[0].class_names).index("mug")] == max(arr.decisions[0].scores)
+        ros.spin_for(0.5)
+        assert len(ros.msgs["decision"]) == singles  # several regions: only the array
+        pub.publish(messages.RegionArray())  # cleared: one region again, on both topics
+        ros.spin_for(0.1)
+        d = ros.frame_and_decision(frames[1][3].image, frames[1][3].roi)
+        ros.wait_for(lambda: arrays[-1].decisions[0].id == d["id"], 10, "the one-region array")
+        assert len(arrays[-1].decisions) == 1
+    finally:
+        ros.destroy_subscription(sub)
+        ros.destroy_publisher(pub)
+
+
 def test_attack_node_perturbs_within_its_bound(ros, guard, frames, tmp_path):
     proc = start_node("attack_node", {"model_path": str(guard["model"]), "attack": "paper", "eps": 300.0,
                                       "steps": 3, "enabled": False, "device": "cpu"}, tmp_path / "attack.log",

@@ -2,9 +2,12 @@
 
 Subscribes  image (sensor_msgs/Image, newest frame only; with image_transport "compressed":
             image/compressed, sensor_msgs/CompressedImage, JPEG or PNG), roi (sensor_msgs/RegionOfInterest),
+            regions (icub_guard_msgs/RegionArray: every region of the frames to come, e.g. a detector's),
             teacher/feedback (std_msgs/String: what a person types, a label or JSON {"query_id"|"decision_id": n,
             "label": s, "teacher": name})
-Publishes   label (String), decision (icub_guard_msgs/Decision), classes (icub_guard_msgs/ClassList,
+Publishes   label (String), decision (icub_guard_msgs/Decision; with regions, only when there is one),
+            decisions (icub_guard_msgs/DecisionArray: every region of each frame, while someone listens),
+            classes (icub_guard_msgs/ClassList,
             transient-local: the latest survives for a late subscriber), debug_image (Image),
             teacher/query (icub_guard_msgs/Query; reason "confirm": a label held, asked back),
             teacher/query_image (Image), /diagnostics (per-teacher trust and counts included)
@@ -79,9 +82,11 @@ class GuardNode(GuardedNode):
         restored = self.guard.restore()
         (self.get_logger().error if self.guard.problem else self.get_logger().info)(restored)
         self.roi: tuple[tuple[int, int, int, int], float] | None = None
+        self.regions: tuple[list[tuple[int, int, int, int]], list[str], float] | None = None
 
         self.pub_label = self.create_publisher(String, "label", out_qos)
         self.pub_decision = self.create_publisher(messages.Decision, "decision", out_qos)
+        self.pub_decisions = self.create_publisher(messages.DecisionArray, "decisions", out_qos)
         self.pub_classes = self.create_publisher(messages.ClassList, "classes", LATCHED_QOS)
         self.classes_sent: tuple | None = None
         self.pub_debug = self.create_publisher(Image, "debug_image", FRAME_QOS)
@@ -95,6 +100,7 @@ class GuardNode(GuardedNode):
             self.decode = image_to_rgb
             self.create_subscription(Image, "image", self.on_image, image_qos)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
+        self.create_subscription(messages.RegionArray, "regions", self.on_regions, EVENT_QOS)
         self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS,
                                  event_callbacks=self.count_lost("feedback"))
         self.create_service(Teach, "~/teach", self.on_teach)
@@ -122,22 +128,39 @@ class GuardNode(GuardedNode):
     def on_roi(self, msg: RegionOfInterest) -> None:
         self.roi = ((int(msg.x_offset), int(msg.y_offset), int(msg.width), int(msg.height)), time.monotonic())
 
+    def on_regions(self, msg) -> None:
+        """Every region of the frames to come (valid for `roi_timeout`, like `roi`); an empty array clears them."""
+        boxes = [(int(r.roi.x_offset), int(r.roi.y_offset), int(r.roi.width), int(r.roi.height)) for r in msg.regions]
+        self.regions = (boxes, [r.id for r in msg.regions], time.monotonic()) if boxes else None
+
     def on_image(self, msg: Image | CompressedImage) -> None:
         t0 = time.perf_counter()
-        roi = self.roi[0] if self.roi is not None and time.monotonic() - self.roi[1] <= self.roi_timeout else None
+        now = time.monotonic()
+        regions = self.regions if self.regions is not None and now - self.regions[2] <= self.roi_timeout else None
+        roi = self.roi[0] if self.roi is not None and now - self.roi[1] <= self.roi_timeout else None
         try:
             rgb = self.decode(msg)
-            f = self.guard.frame(rgb, roi, source=msg.header)
+            frames = (self.guard.frame_regions(rgb, regions[0], source=msg.header) if regions is not None
+                      else [self.guard.frame(rgb, roi, source=msg.header)])
         except InputError as exc:
-            self.reject_input("image", exc)
+            self.reject_input("image" if regions is None else "regions", exc)
             return
         stamp, frame_id = msg.header.stamp, msg.header.frame_id
-        if f.query is not None:
-            self._ask(f.step, f.crop, msg.header)
-        self.pub_decision.publish(messages.decision_msg(self.guard.decision_payload(f), msg.header))
-        self.pub_label.publish(String(data=f.decision.label))
+        out = []
+        for i, f in enumerate(frames):
+            if f.query is not None:
+                self._ask(f.step, f.crop, msg.header)
+            body = self.guard.decision_payload(f, **({"region_id": regions[1][i]} if regions is not None else {}))
+            out.append(messages.decision_msg(body, msg.header))
+        if len(out) == 1:  # the single-region topics, as they always were
+            self.pub_decision.publish(out[0])
+            self.pub_label.publish(String(data=frames[0].decision.label))
+        if self.pub_decisions.get_subscription_count() > 0:
+            self.pub_decisions.publish(messages.DecisionArray(header=msg.header, decisions=out))
         if self.debug_image and self.pub_debug.get_subscription_count() > 0:
-            self.pub_debug.publish(rgb_to_image(draw_decision(rgb, f.roi.as_tuple(), f.decision), stamp, frame_id))
+            for f in frames:  # every region drawn
+                rgb = draw_decision(rgb, f.roi.as_tuple(), f.decision)
+            self.pub_debug.publish(rgb_to_image(rgb, stamp, frame_id))
         self.health.frame(1e3 * (time.perf_counter() - t0))  # /diagnostics: the whole frame, publishing included
 
     def on_feedback(self, msg: String) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from icub_guard_msgs.msg import AttackReport, ClassList, Decision, DecisionArray, GroundTruth, Query
+from icub_guard_msgs.msg import AttackReport, ClassList, Decision, DecisionArray, GroundTruth, Query, RegionArray
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
-__all__ = ["AttackReport", "ClassList", "Decision", "DecisionArray", "GroundTruth", "Query", "attack_report",
+__all__ = ["AttackReport", "ClassList", "Decision", "DecisionArray", "GroundTruth", "Query", "RegionArray",
+           "attack_report",
            "class_list", "decision_body", "decision_msg", "header_of", "query_body", "query_msg", "stamp_of",
            "teach_fields"]
 
@@ -51,7 +52,8 @@ def decision_msg(body: dict[str, Any], header: Header) -> Decision:
     scores, thresholds, stages = body.get("scores") or {}, body.get("thresholds") or {}, body.get("stages") or {}
     names = list(scores) or list(thresholds)
     m = Decision(header=header, id=int(body["id"]), query_id=int(body.get("query_id") or 0),
-                 roi_source=str(body.get("roi_source", "")), label=str(body["label"]),
+                 roi_source=str(body.get("roi_source", "")), region_id=str(body.get("region_id", "")),
+                 label=str(body["label"]),
                  accepted=bool(body["accepted"]), reason=str(body["reason"]), class_names=names,
                  scores=[_num(scores.get(c)) for c in names], thresholds=[_num(thresholds.get(c)) for c in names],
                  margin=_num(body.get("margin")), stage_names=[str(k) for k in stages],
@@ -68,6 +70,7 @@ def decision_body(m: Decision) -> dict[str, Any]:
     r = m.roi
     return {"id": int(m.id), "stamp": stamp_of(m.header), "frame_id": m.header.frame_id,
             "roi": [int(r.x_offset), int(r.y_offset), int(r.width), int(r.height)], "roi_source": m.roi_source,
+            "region_id": m.region_id,
             "label": m.label, "accepted": bool(m.accepted), "reason": m.reason,
             "scores": {c: _opt(s) for c, s in zip(m.class_names, m.scores, strict=False)},
             "thresholds": {c: t for c, t in zip(m.class_names, m.thresholds, strict=False) if not math.isnan(t)},

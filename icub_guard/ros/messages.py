@@ -12,11 +12,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from icub_guard_msgs.msg import AttackReport, ClassList, Decision, DecisionArray, GroundTruth, Query, RegionArray
+from icub_guard_msgs.msg import (
+    AttackReport,
+    ClassList,
+    Decision,
+    DecisionArray,
+    GroundTruth,
+    Query,
+    Region,
+    RegionArray,
+)
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
-__all__ = ["AttackReport", "ClassList", "Decision", "DecisionArray", "GroundTruth", "Query", "RegionArray",
+__all__ = ["AttackReport", "ClassList", "Decision", "DecisionArray", "GroundTruth", "Query", "Region", "RegionArray",
            "attack_report",
            "class_list", "decision_body", "decision_msg", "header_of", "query_body", "query_msg", "stamp_of",
            "teach_fields"]

@@ -347,13 +347,13 @@ class Guard:
 
     # ---------------------------------------------------------- reports
     def decision_payload(self, frame: FrameStep, **extra) -> dict[str, Any]:
-        """The decision as the JSON body the node publishes (schema icub_guard/decision@1)."""
+        """The decision as the core's record (the node publishes it as `icub_guard_msgs/Decision`: `ros.messages`)."""
         roi = {} if frame.roi is None else {"roi": list(frame.roi.as_tuple())}
         return self.session.decision_payload(frame.step, roi_source=frame.roi_source,
                                              latency_ms=frame.latency_ms, **roi, **extra)
 
     def query_payload(self, item: Step | Query, **extra) -> dict[str, Any]:
-        """A question to the teacher as the JSON body the node publishes (schema icub_guard/query@1)."""
+        """A question to the teacher as the core's record (published as `icub_guard_msgs/Query`)."""
         return self.session.query_payload(item, **extra)
 
     def status(self) -> dict[str, Any]:

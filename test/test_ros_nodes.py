@@ -343,6 +343,7 @@ def test_teachers_are_named_asked_back_counted_and_forgotten(ros, guard, frames)
     assert q["stamp"] == d["stamp"]  # stamped as the frame it is about
     ros.wait_for(lambda: len(ros.msgs["teacher/query_image"]) > images, 10, "the crop asked about")
     assert int(diag(ros)["examples"]) == n  # held, not learned
+    assert ros.teach("UNKNOWN", query_id=q["query_id"], teacher="eve").outcome == "invalid"  # the question stays open
     res = ros.teach("teddy", query_id=q["query_id"], teacher="eve")
     assert res.outcome == "learned" and res.journal_seq > 0, res.reason
     ros.wait_for(lambda: diag(ros).get("teacher.eve.examples") == "1", 10, "eve's label learned once confirmed")

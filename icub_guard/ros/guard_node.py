@@ -35,7 +35,7 @@ from ..core.guard import Guard, GuardConfig
 from ..core.recognizer import RecognizerConfig
 from ..core.screening import ScreeningConfig
 from ..core.session import Feedback, LearningDisabled, Outcome, SessionConfig
-from ..core.validation import DEFAULT_TEACHER, check_teacher
+from ..core.validation import DEFAULT_TEACHER, check_label, check_teacher
 from ..defences import DEFENCES
 from . import common, messages
 from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode
@@ -230,8 +230,10 @@ class GuardNode(GuardedNode):
         def label() -> Outcome:
             if req.query_id and req.decision_id:
                 raise InputError("name at most one of query_id and decision_id")
-            return self.guard.feedback(Feedback(req.label, int(req.query_id) or None, int(req.decision_id) or None,
-                                                check_teacher(req.teacher or DEFAULT_TEACHER)))
+            # checked before the session is touched: a bad label never closes the question it names
+            teacher = check_teacher(req.teacher or DEFAULT_TEACHER)
+            return self.guard.feedback(Feedback(check_label(req.label), int(req.query_id) or None,
+                                                int(req.decision_id) or None, teacher))
         return self._settle_call(resp, label, "teach")
 
     def on_confirm(self, req, resp):

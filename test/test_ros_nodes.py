@@ -446,6 +446,30 @@ def test_attack_node_perturbs_within_its_bound(ros, guard, frames, tmp_path):
         norms = dict(zip(info.norm_names, info.norm_values, strict=True))
         assert info.attack == "paper" and info.label_before and info.label_after and info.attacked >= 1
         assert norms["l2"] <= 300.0 + 1e-3
+        # every region of a frame (a RegionArray), each within its own budget; nothing outside them changes
+        regions = ros.create_publisher(messages.RegionArray, "regions", EVENT_QOS)
+        halves = [(4, 30, 20, 20), (70, 30, 20, 20)]  # two objects, far apart
+        ros.wait_for(lambda: regions.get_subscription_count() > 0, 30, "the attack node's regions")
+        regions.publish(messages.RegionArray(regions=[
+            messages.Region(roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)) for x, y, w, h in halves]))
+        ros.spin_for(0.1)
+        reports = len(ros.msgs["attack/info"])
+        n = len(ros.msgs["image_out"])
+        pub.publish(rgb_to_image(f.image))
+        ros.wait_for(lambda: len(ros.msgs["image_out"]) > n, 60, "image_out")
+        new = ros.msgs["attack/info"][reports:]
+        boxes = [(r.box.x_offset, r.box.y_offset, r.box.width, r.box.height) for r in new]
+        assert len(boxes) == 2 and all(bx <= x and x + w <= bx + bw for (x, _, w, _), (bx, _, bw, _)
+                                       in zip(halves, boxes, strict=True))  # each region's (margined) box
+        delta = image_to_rgb(ros.msgs["image_out"][-1]).astype(np.float32) - f.image.astype(np.float32)
+        outside = delta.copy()
+        for bx, by, bw, bh in boxes:
+            assert np.linalg.norm(delta[by : by + bh, bx : bx + bw]) <= 300.0 + 1e-3
+            outside[by : by + bh, bx : bx + bw] = 0
+        assert np.abs(outside).max() == 0 and np.abs(delta).max() > 0
+        regions.publish(messages.RegionArray())  # cleared: the roi again
+        ros.spin_for(0.2)
+        ros.destroy_publisher(regions)
         # a long attack must not block the enable service, and `enable false` stops it
         assert ros.set_param("attack_node", "norm", "linf")  # the paper's attack supports l∞
         assert not ros.set_param("attack_node", "attack", "fgv")  # fgv is l2 only: refused, nothing applied

@@ -68,7 +68,8 @@ class Harness(Node):
         for topic, kind, record in (("decision", messages.Decision, messages.decision_body),
                                     ("teacher/query", messages.Query, messages.query_body),
                                     ("attack/info", messages.AttackReport, None),
-                                    ("ground_truth", messages.GroundTruth, None)):
+                                    ("ground_truth", messages.GroundTruth, None),
+                                    ("teacher/labels", messages.Label, None)):
             self.subs[topic] = self.create_subscription(
                 kind, topic, lambda m, t=topic, f=record: self.msgs[t].append(m if f is None else f(m)), EVENT_QOS)
         self.subs["classes"] = self.create_subscription(messages.ClassList, "classes",

@@ -346,6 +346,8 @@ def test_teachers_are_named_asked_back_counted_and_forgotten(ros, guard, frames)
     assert ros.teach("UNKNOWN", query_id=q["query_id"], teacher="eve").outcome == "invalid"  # the question stays open
     res = ros.teach("teddy", query_id=q["query_id"], teacher="eve")
     assert res.outcome == "learned" and res.journal_seq > 0, res.reason
+    ros.wait_for(lambda: any(m.teacher == "eve" and m.query_id == q["query_id"] and m.outcome == "learned"
+                             for m in ros.msgs["teacher/labels"]), 10, "eve's label announced on teacher/labels")
     ros.wait_for(lambda: diag(ros).get("teacher.eve.examples") == "1", 10, "eve's label learned once confirmed")
     assert int(diag(ros)["examples"]) == n + 1 and float(diag(ros)["teacher.eve.trust"]) > 0
     assert ros.set_param("guard_node", "screening_quarantine_at", 0.25)

@@ -77,6 +77,7 @@ def test_a_plain_label_answers_what_a_person_means(extractor, feats):
     second = s.observe(feats["mug"][1])  # asked too (rate limit 100/s): the newest open question
     out = s.feedback("mug")
     assert (out.action, out.target, out.decision_id) == ("learned", "newest_query", second.decision_id)
+    assert out.answered == second.query.query_id  # the question it closed
     assert "as the answer to the newest open question" in out.describe()
     assert first.query.query_id in s.pending and second.query.query_id not in s.pending
     clock.t = 3.0  # the older question is still open and within the window
@@ -89,6 +90,7 @@ def test_a_plain_label_answers_what_a_person_means(extractor, feats):
     clock.t = 7.5  # 4.5 s after the frame
     out = s.feedback(Feedback("duck", teacher="ann"))
     assert (out.action, out.target, out.decision_id) == ("learned", "latest_decision", latest.decision_id)
+    assert out.answered is None
     assert "the object in view" in out.describe() and sorted(s.rec.classes) == ["duck", "mug"]
     clock.t = 8.5  # 5.5 s after it: out of the window, nothing is learned
     with pytest.raises(InputError, match="no decision in the last 5 s"):

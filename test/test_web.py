@@ -306,13 +306,11 @@ def test_labels_go_to_the_robot_and_bad_ones_come_back_as_errors():
         await ws.send_str(json.dumps({"type": "answer", "query_id": 6, "label": "lie", "teacher": "ana"}))
         refused = await receive_until(ws, "result")  # what the guard answered, with its reason
         assert refused["ok"] is False and "refused: suspicion 0.90" in refused["message"]
-        assert 6 in page.hub.questions  # a refused label leaves the question open
         robot.sent.clear()
         await ws.send_str(json.dumps({"type": "answer", "query_id": 5, "label": "mug", "teacher": "ana"}))
         learned = await receive_until(ws, "result")
         assert learned["ok"] is True and "learned" in learned["message"]
         assert robot.sent == [{"query_id": 5, "label": "mug", "teacher": "ana"}]
-        assert 5 not in page.hub.questions  # answered: closed
         await ws.send_str(json.dumps({"type": "answer", "query_id": 5, "label": "m" * 100, "teacher": "ana"}))
         assert "at most 64" in (await receive_until(ws, "error"))["message"]
         await ws.send_str(json.dumps({"type": "learning", "on": False}))

@@ -195,6 +195,7 @@ class Outcome:
     augmented: bool = False  # its crop, attacked, was learned too (`adv_augment` among the guard's defences)
     problem: str | None = None  # what went wrong after the label itself was stored (e.g. the augmentation)
     target: str | None = None  # what the label answered: query | decision | newest_query | latest_decision
+    answered: int | None = None  # the open question it answered (and closed)
 
     def describe(self) -> str:
         """What became of the label and why, and (for a plain label) what it was taken to answer."""
@@ -380,7 +381,7 @@ class TeachingSession:
             else:
                 key, store, target = self._plain_target()
             out = self._feedback(fb, key, store)
-            out.target = target
+            out.target, out.answered = target, key if store is self.pending else None
             return out
 
     def _plain_target(self) -> tuple[int, OrderedDict, str]:

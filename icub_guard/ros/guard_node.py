@@ -10,7 +10,8 @@ Publishes   label (String), decision (icub_guard_msgs/Decision; with regions, on
             classes (icub_guard_msgs/ClassList,
             transient-local: the latest survives for a late subscriber), debug_image (Image),
             teacher/query (icub_guard_msgs/Query; reason "confirm": a label held, asked back),
-            teacher/query_image (Image), /diagnostics (per-teacher trust and counts included)
+            teacher/query_image (Image), teacher/labels (icub_guard_msgs/Label: what became of every label),
+            /diagnostics (per-teacher trust and counts included)
 Services    node-private ~/teach (icub_guard_msgs/Teach), ~/confirm (Confirm), ~/forget (Forget),
             ~/forget_teacher (ForgetTeacher), ~/save_model, ~/reset_model (std_srvs/Trigger), ~/set_learning
             (SetBool). Between a message and what is published: `core.guard.Guard`; the messages: `ros.messages`.
@@ -92,6 +93,7 @@ class GuardNode(GuardedNode):
         self.pub_debug = self.create_publisher(Image, "debug_image", FRAME_QOS)
         self.pub_query = self.create_publisher(messages.Query, "teacher/query", out_qos)
         self.pub_query_img = self.create_publisher(Image, "teacher/query_image", out_qos)
+        self.pub_labels = self.create_publisher(messages.Label, "teacher/labels", FEEDBACK_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
         if transport == "compressed":
             self.decode = compressed_to_rgb
@@ -174,8 +176,10 @@ class GuardNode(GuardedNode):
             self._journal_failed(exc)
 
     def _settled(self, outcome: Outcome) -> None:
-        """Log what became of a label; ask the confirm question of a label held; a new class is announced."""
+        """Log and announce what became of a label; ask the confirm question of a label held; a new class is
+        announced."""
         self.get_logger().info(outcome.describe())
+        self.pub_labels.publish(messages.label_msg(outcome, messages.header_of(self.get_clock().now().to_msg())))
         if outcome.problem:
             self.get_logger().error(outcome.problem)
         if outcome.query is not None:  # about a frame seen before: its crop and header were kept with it

@@ -18,6 +18,7 @@ from icub_guard_msgs.msg import (
     Decision,
     DecisionArray,
     GroundTruth,
+    Label,
     Query,
     Region,
     RegionArray,
@@ -25,7 +26,8 @@ from icub_guard_msgs.msg import (
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
-__all__ = ["AttackReport", "ClassList", "Decision", "DecisionArray", "GroundTruth", "Query", "Region", "RegionArray",
+__all__ = ["AttackReport", "ClassList", "Decision", "DecisionArray", "GroundTruth", "Label", "Query", "Region",
+           "RegionArray",
            "attack_report",
            "class_list", "decision_body", "decision_msg", "header_of", "query_body", "query_msg", "stamp_of",
            "teach_fields"]
@@ -132,6 +134,20 @@ def attack_report(info: dict[str, Any], counts: dict[str, int], header: Header) 
 
 #: Outcome.action → the Teach/Confirm response's `outcome`
 OUTCOMES = {"learned": "learned", "quarantined": "held", "refused": "refused"}
+
+
+def label_msg(outcome, header: Header) -> Label:
+    """What became of a label, for every teacher to see (`teacher/labels`)."""
+    return Label(header=header, label=outcome.label, teacher=outcome.teacher,
+                 outcome=OUTCOMES.get(outcome.action, outcome.action), reason=outcome.describe(),
+                 target=outcome.target or "", decision_id=int(outcome.decision_id or 0),
+                 query_id=int(outcome.answered or 0))
+
+
+def label_body(m: Label) -> dict[str, Any]:
+    """A `Label` as the core's feedback record (what the teacher page's history reads)."""
+    return {"label": m.label, "teacher": m.teacher, "query_id": int(m.query_id) or None,
+            "decision_id": int(m.decision_id) or None, "outcome": m.outcome}
 
 
 def teach_fields(resp, outcome, journal_seq: int | None) -> Any:

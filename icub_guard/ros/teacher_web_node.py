@@ -2,8 +2,9 @@
 
 Subscribes  debug_image (Image: the camera view with the guard's decision drawn on it; only while a page is
             open, so the guard draws nothing for nobody), decision (icub_guard_msgs/Decision), teacher/query
-            (icub_guard_msgs/Query), teacher/query_image (Image: the crop a question is about), /diagnostics
-            (the guard's learning state and counts)
+            (icub_guard_msgs/Query), teacher/query_image (Image: the crop a question is about), teacher/labels
+            (icub_guard_msgs/Label: every teacher's labels, for the history), /diagnostics (the guard's learning
+            state and counts)
 Publishes   /diagnostics (pages connected, labels sent, refused requests)
 Calls       <guard>/teach (icub_guard_msgs/Teach: each label; the page shows what became of it),
             <guard>/set_learning (SetBool), <guard>/save_model (Trigger), <guard>/forget (icub_guard_msgs/Forget:
@@ -33,7 +34,7 @@ from ..core.validation import check_teacher
 from ..web.hub import TeacherHub
 from ..web.server import ServerConfig, ServerThread, TeacherPage
 from . import messages
-from .common import CLIENT_QOS, EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, run_node
+from .common import CLIENT_QOS, EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, run_node
 from .convert import image_to_rgb
 
 
@@ -77,6 +78,7 @@ class TeacherWebNode(GuardedNode):
         self.create_subscription(messages.Decision, "decision", self.on_decision, EVENT_QOS)
         self.create_subscription(messages.Query, "teacher/query", self.on_query, EVENT_QOS)
         self.create_subscription(Image, "teacher/query_image", self.on_query_image, EVENT_QOS)
+        self.create_subscription(messages.Label, "teacher/labels", self.on_label, FEEDBACK_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, EVENT_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
         self.create_health_timer(1.0, self.publish_diagnostics)
@@ -129,6 +131,10 @@ class TeacherWebNode(GuardedNode):
 
     def on_query(self, msg) -> None:
         self.server.call(self.hub.on_query, messages.query_body(msg))
+
+    def on_label(self, msg) -> None:
+        """Any teacher's label, as the guard settled it: the question it answered closes, the history shows it."""
+        self.server.call(self.hub.on_feedback, messages.label_body(msg))
 
     def on_query_image(self, msg: Image) -> None:
         try:

@@ -1,8 +1,8 @@
 """demo_watcher: scores the guard's decisions against the simulator's ground truth, per phase.
 
 A thin adapter: the typed messages (`ros.messages`) in, the truth is a `GroundTruth`, and the
-scoring is `Tally`, the same rule the in-process demo uses. The teacher's answers are counted from the
-guard's own /diagnostics (labels learned, held, refused or ignored), since they go to its teach service.
+scoring is `Tally`, the same rule the in-process demo uses. The teacher's answers are the labels the
+guard announces on `teacher/labels` (they go to its teach service).
 """
 
 from __future__ import annotations
@@ -11,17 +11,13 @@ import time
 from collections import deque
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_srvs.srv import SetBool
 
 from ..core.errors import InputError
 from ..sim.truth import GroundTruth, Tally
 from . import messages
-from .common import EVENT_QOS
-
-#: the guard's counts of labels it settled (its /diagnostics keys)
-SETTLED = ("learned", "quarantined", "refused", "feedback_ignored_learning_off")
+from .common import EVENT_QOS, FEEDBACK_QOS
 
 
 class Watcher(Node):
@@ -34,12 +30,11 @@ class Watcher(Node):
         self.latency: deque[float] = deque(maxlen=200)
         self.times: deque[float] = deque(maxlen=50)
         self.classes = 0
-        self.settled_at: dict[str, int] = {"learning": 0}  # the guard's settled labels when each phase began
         self.create_subscription(messages.GroundTruth, "/ground_truth", self.on_truth, EVENT_QOS)
         self.create_subscription(messages.Decision, "/decision", self.on_decision, EVENT_QOS)
         self.create_subscription(messages.Query, "/teacher/query", lambda m: self._count("queries"), EVENT_QOS)
         self.create_subscription(messages.AttackReport, "/attack/info", self.on_attack, EVENT_QOS)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, EVENT_QOS)
+        self.create_subscription(messages.Label, "/teacher/labels", lambda m: self._count("answers"), FEEDBACK_QOS)
         self.attack_client = self.create_client(SetBool, "/attack_node/enable")
         self.learning_client = self.create_client(SetBool, "/guard_node/set_learning")
 
@@ -54,14 +49,6 @@ class Watcher(Node):
 
     def on_attack(self, msg) -> None:
         self.attacked.add(GroundTruth.key(messages.stamp_of(msg.header)))
-
-    def on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for st in msg.status:
-            if st.name.endswith("guard_node: recognition"):
-                values = {kv.key: kv.value for kv in st.values}
-                settled = sum(int(values.get(k, "0")) for k in SETTLED if values.get(k, "0").isdigit())
-                start = self.settled_at.setdefault(self.phase, settled)
-                self.tally[self.phase].counts["answers"] = settled - start
 
     def on_decision(self, msg) -> None:
         stamp = messages.stamp_of(msg.header)

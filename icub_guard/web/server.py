@@ -226,9 +226,7 @@ class TeacherPage:
             note = f" ({text})"
         body = cmd.feedback()
         ok, text = await self.robot.teach(body)  # the guard's answer: learned, held (asked back) or refused
-        self.stats["labels_sent"] += 1
-        if ok:
-            self.hub.on_feedback(body)  # the question it answered closes, the history shows it
+        self.stats["labels_sent"] += 1  # its question closes when the guard announces it (`teacher/labels`)
         what = f"question {cmd.query_id}" if cmd.query_id is not None else f"decision {cmd.decision_id}"
         self.hub.tell(client, {"type": "result", "ok": ok, "message": f"{cmd.label!r} for {what}: {text}{note}"})
 

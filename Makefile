@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export PYTHONUNBUFFERED = 1
 
-.PHONY: demo test test-browser bench bench-secml lint clean
+.PHONY: demo test test-browser bench bench-secml lint clean msgs
 
 $(VENV)/.installed: requirements.txt requirements-interop.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,33 @@ $(VENV)/.installed: requirements.txt requirements-interop.txt setup.py
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-demo: $(VENV)/.installed
+# The interface package icub_guard_msgs, built with the ROS wheels of requirements.txt and installed into the
+# venv (its Python module in site-packages, its libraries in $(VENV)/lib, which rclpy's wheels already put on
+# the library path): no ROS install. cmake alone, not colcon (colcon's wheels would bring pytest plugins and
+# an older setuptools into the venv). pip_wheels.cmake points the message wheels' include folders at this
+# interpreter's. On a ROS install, `colcon build` builds it like any package.
+MSGS_SRC := $(wildcard icub_guard_msgs/CMakeLists.txt icub_guard_msgs/package.xml icub_guard_msgs/cmake/*.cmake \
+  icub_guard_msgs/msg/*.msg icub_guard_msgs/srv/*.srv)
+MSGS_BUILD ?= build/icub_guard_msgs
+$(VENV)/.msgs: $(VENV)/.installed $(MSGS_SRC)
+	rm -rf $(MSGS_BUILD)
+	@echo "building icub_guard_msgs (about half a minute; log: $(MSGS_BUILD).log)"
+	@mkdir -p $(dir $(MSGS_BUILD))
+	( export AMENT_PREFIX_PATH=$(abspath $(VENV)) CMAKE_PREFIX_PATH=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH && \
+	  cmake -S icub_guard_msgs -B $(MSGS_BUILD) -Wno-dev -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
+	    -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) -DPython3_EXECUTABLE=$(abspath $(PY)) \
+	    -DCMAKE_PROJECT_INCLUDE=$(abspath icub_guard_msgs/cmake/pip_wheels.cmake) && \
+	  cmake --build $(MSGS_BUILD) -j $$(nproc) && cmake --install $(MSGS_BUILD) ) > $(MSGS_BUILD).log 2>&1 \
+	  || { tail -40 $(MSGS_BUILD).log; exit 1; }
+	$(PY) -c "from icub_guard_msgs.msg import Decision; from icub_guard_msgs.srv import Teach"
+	touch $@
+
+msgs: $(VENV)/.msgs
+
+demo: $(VENV)/.msgs
 	$(VENV)/bin/icub-guard demo
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.msgs
 	$(VENV)/bin/ruff check .
 
 test: lint
@@ -30,13 +53,13 @@ test: lint
 # chromium-driver when they are missing (apt-get, as root), then runs the test; it must run, not skip.
 # The page's screenshot goes to $(SCREENSHOT) (README's picture: SCREENSHOT=docs/teacher_page.png).
 SCREENSHOT ?= build/teacher_page.png
-test-browser: $(VENV)/.installed
+test-browser: $(VENV)/.msgs
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "test-browser: install chromium and chromium-driver (as root)"; exit 2; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; fi
 	ICUB_GUARD_REQUIRE_BROWSER=1 ICUB_GUARD_SCREENSHOT=$(abspath $(SCREENSHOT)) $(PY) -m pytest -q -rs test/test_web_browser.py
 
-bench: $(VENV)/.installed   # about 40 minutes on a 2-core CPU (bench_evaluate runs evaluate twice; bench_web keeps a page open 10 min)
+bench: $(VENV)/.msgs   # about 40 minutes on a 2-core CPU (bench_evaluate runs evaluate twice; bench_web keeps a page open 10 min)
 	$(PY) bench/bench_features.py
 	$(PY) bench/bench_online.py
 	$(PY) bench/bench_guard.py
@@ -61,4 +84,4 @@ bench-secml: $(VENV)/.installed
 	PYTHONPATH=. $(SECML_VENV)/bin/python bench/bench_secml.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build install log *.egg-info

@@ -7,6 +7,14 @@ time, publish → label; (2) rate: frames published at 4× the guard's speed for
 The reference is the bare backbone forward (batch 1) on the same crops, in-process.
 `--defences` sets the node's `defences` parameter (e.g. "multicrop" or "kde,bu"): run it once
 bare and once per list for each defence's added latency on the node.
+
+`messages` compares, in this process, what one frame's decision costs to publish and read as the typed
+`icub_guard_msgs/Decision` (build from the core's record, serialize, deserialize, back to the record)
+against the JSON-in-`std_msgs/String` it replaced (dumps, serialize, deserialize, loads), for 7 classes;
+`--messages-only` runs just that (no node, seconds).
+
+`regions` measures, in this process, one frame with 8 regions (`Guard.frame_regions`: one batched forward)
+against one region, at the node's input size; the target is at most 2x. `--regions-only` runs just that.
 """
 
 from __future__ import annotations
@@ -28,13 +36,75 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
 import rclpy
 import torch
-from std_msgs.msg import String
+from rclpy.serialization import deserialize_message, serialize_message
+from std_msgs.msg import Header, String
 
+from icub_guard.core import jsonio
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
+from icub_guard.ros import messages
 from icub_guard.ros.convert import rgb_to_image
 from icub_guard.sim.world import TabletopSim, simworld_objects
 
 from ros_harness import Harness, start_node, stop
+
+
+def message_cost(repeats: int = 3000) -> dict:
+    """Microseconds per decision, typed message vs JSON string, each way end to end (median of 5 runs)."""
+    classes = ["mug", "duck", "teddy", "ball", "car", "phone", "book"]
+    rng = np.random.default_rng(0)
+    body = {"schema": "icub_guard/decision@1", "id": 12345, "label": "duck", "accepted": True, "reason": "accepted",
+            "scores": {c: float(v) for c, v in zip(classes, rng.normal(size=7), strict=True)}, "margin": 0.31,
+            "thresholds": dict.fromkeys(classes, 0.0), "stages": {"classifier": 0.4}, "certified_radius": None,
+            "notes": [], "query_id": None, "roi": [10, 20, 64, 64], "roi_source": "topic", "latency_ms": 41.5,
+            "stamp": {"sec": 1, "nanosec": 2}, "frame_id": "camera"}
+    header = Header(frame_id="camera")
+
+    def typed():  # the core's record is strict JSON already (`decision_payload`): both start from it
+        m = messages.decision_msg(body, header)
+        return messages.decision_body(deserialize_message(serialize_message(m), messages.Decision))
+
+    def as_json():
+        m = String(data=jsonio.dumps(body))
+        return jsonio.loads(deserialize_message(serialize_message(m), String).data)
+
+    out = {}
+    for name, fn in (("typed_us", typed), ("json_us", as_json)):
+        runs = []
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            runs.append(1e6 * (time.perf_counter() - t) / repeats)
+        out[name] = float(np.median(runs))
+    out["bytes"] = {"typed": len(serialize_message(messages.decision_msg(body, header))),
+                    "json": len(serialize_message(String(data=jsonio.dumps(body))))}
+    return out
+
+
+def region_cost(input_size: int, frames, repeats: int = 8) -> dict:
+    """Milliseconds per frame with 1 and with 8 regions (medians), a trained 7-class guard, in this process."""
+    from icub_guard.core.guard import Guard
+    from icub_guard.core.recognizer import Recognizer, RecognizerConfig
+
+    torch.manual_seed(0)
+    rec = Recognizer(RecognizerConfig(weights="random", input_size=input_size, device="cpu"))
+    rec.fit(np.stack([rec.crop(f.image, f.roi)[0] for f in frames[:21]]), [f.label for f in frames[:21]])
+    guard = Guard(rec)
+    image = np.concatenate([np.concatenate([f.image for f in frames[21 + 4 * r: 25 + 4 * r]], 1) for r in (0, 1)])
+    side = frames[0].image.shape[0]
+    boxes = [(side * (k % 4) + 8, side * (k // 4) + 8, side - 16, side - 16) for k in range(8)]
+    out = {}
+    for n in (1, 8):
+        guard.frame_regions(image, boxes[:n])  # warm-up
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            guard.frame_regions(image, boxes[:n])
+            times.append(1e3 * (time.perf_counter() - t))
+        out[f"{n}_regions_ms"] = float(np.median(times))
+    out["ratio_8_to_1"] = out["8_regions_ms"] / out["1_regions_ms"]
+    out["torch_threads"] = torch.get_num_threads()
+    return out
 
 
 def main() -> None:
@@ -43,9 +113,20 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--defences", default="", help="the guard's defences parameter (empty: the reject option alone)")
+    ap.add_argument("--messages-only", action="store_true", help="only the typed-vs-JSON message cost")
+    ap.add_argument("--regions-only", action="store_true", help="only the 8-regions-vs-1 frame cost")
     args = ap.parse_args()
+    cost = message_cost()
+    if args.messages_only:
+        print(json.dumps({"benchmark": "decision_message", "load": os.getloadavg(), "messages": cost}, indent=2))
+        return
     with TabletopSim(simworld_objects("7"), 128, seed=0) as sim:
         frames = [sim.render(k, i, stream=3) for i in range(6) for k in range(7)]
+    regions = region_cost(args.input_size, frames)
+    if args.regions_only:
+        print(json.dumps({"benchmark": "guard_regions", "input_size": args.input_size, "load": os.getloadavg(),
+                          "regions": regions}, indent=2))
+        return
     work = Path(tempfile.mkdtemp())
     proc = start_node("guard_node", {"weights": "random", "input_size": args.input_size, "device": "cpu",
                                      "model_path": "", "query_rate_limit": 100.0, "debug_image": False,
@@ -55,11 +136,10 @@ def main() -> None:
     h = Harness("bench_guard")
     try:
         h.wait_for(lambda: any("guard_node" in k for k in h.diag), 120, "guard_node up")
-        for f in frames[:21]:  # teach 3 frames of each object
+        for f in frames[:21]:  # teach 3 frames of each object (the guard's teach service)
             d = h.frame_and_decision(f.image, f.roi)
             key = {"query_id": d["query_id"]} if d["query_id"] is not None else {"decision_id": d["id"]}
-            h.pub_feedback.publish(String(data=json.dumps({**key, "label": f.label})))
-            h.spin_for(0.05)
+            h.teach(f.label, **key)
         h.spin_for(1.0)
         lat = []
         test = frames[21:]
@@ -103,6 +183,9 @@ def main() -> None:
         "flood": {"published_per_s": sent / args.seconds, "labels_per_s": got / args.seconds},
         "bare_backbone_forward_ms": bare,
         "latency_over_bare": float(np.median(lat) / bare),
+        "regions": regions,
+        "messages": {**cost, "typed_minus_json_share_of_node_ms": (cost["typed_us"] - cost["json_us"]) / 1e3
+                     / float(np.median(node_ms)) if node_ms else None},
     }, indent=2))
 
 

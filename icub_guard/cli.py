@@ -96,7 +96,8 @@ def cmd_teach(args) -> int:
     from .ros.common import run_node
     from .ros.teacher_node import TeacherNode
 
-    ros_args = ["--ros-args", "-p", "mode:=interactive", *(a for r in args.remap for a in ("-r", r))]
+    ros_args = ["--ros-args", "-p", "mode:=interactive", "-p", f"guard:={args.guard}",
+                *(a for r in args.remap for a in ("-r", r))]
     return run_node(TeacherNode, ros_args)
 
 
@@ -414,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     teach = sub.add_parser("teach", help="answer the guard's questions at this terminal (interactive teacher)")
     teach.add_argument("--remap", action="append", default=[], help="ROS remapping FROM:=TO, repeatable")
+    teach.add_argument("--guard", default="/guard_node", help="the guard node whose teach service gets the labels")
     teach.set_defaults(func=cmd_teach)
 
     train = sub.add_parser("train", help="fit a classifier on a dataset and save it")

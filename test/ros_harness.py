@@ -6,7 +6,6 @@ conftest.py), so parallel runs never see each other.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from icub_guard_msgs.srv import Teach
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
@@ -24,8 +24,10 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
+from icub_guard.ros import messages
 from icub_guard.ros.common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS
 from icub_guard.ros.convert import rgb_to_image
+from icub_guard.ros.guard_node import LATCHED_QOS
 from icub_guard.topology import node_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,9 +61,19 @@ class Harness(Node):
         self.pub_roi = self.create_publisher(RegionOfInterest, "roi", EVENT_QOS)
         self.pub_feedback = self.create_publisher(String, "teacher/feedback", FEEDBACK_QOS)
         self.subs = {}
-        for topic in ("label", "decision", "teacher/query", "teacher/feedback", "attack/info", "ground_truth"):
+        for topic in ("label", "teacher/feedback"):
             self.subs[topic] = self.create_subscription(String, topic, lambda m, t=topic: self.msgs[t].append(m.data),
                                                         EVENT_QOS)
+        # the typed topics, recorded as the core's records (decisions, questions) or the messages themselves
+        for topic, kind, record in (("decision", messages.Decision, messages.decision_body),
+                                    ("teacher/query", messages.Query, messages.query_body),
+                                    ("attack/info", messages.AttackReport, None),
+                                    ("ground_truth", messages.GroundTruth, None),
+                                    ("teacher/labels", messages.Label, None)):
+            self.subs[topic] = self.create_subscription(
+                kind, topic, lambda m, t=topic, f=record: self.msgs[t].append(m if f is None else f(m)), EVENT_QOS)
+        self.subs["classes"] = self.create_subscription(messages.ClassList, "classes",
+                                                        lambda m: self.msgs["classes"].append(m), LATCHED_QOS)
         for topic in ("image_out", "teacher/query_image", "debug_image", "camera_image"):
             self.subs[topic] = self.create_subscription(Image, topic, lambda m, t=topic: self.msgs[t].append(m),
                                                         FRAME_QOS)
@@ -96,8 +108,8 @@ class Harness(Node):
         self.wait_for(matched, timeout, f"{node}'s publisher on {topic}")
 
     def decisions(self) -> list[dict]:
-        """The guard's decisions (tests also publish hostile text on `decision`: that is skipped)."""
-        return [json.loads(d) for d in self.msgs["decision"] if d.startswith('{"schema":"icub_guard/decision')]
+        """The guard's decisions, as the core's records."""
+        return list(self.msgs["decision"])
 
     def send_frame(self, rgb: np.ndarray, roi=None, stamp_sec: int | None = None) -> None:
         if roi is not None:
@@ -124,6 +136,12 @@ class Harness(Node):
         self.destroy_client(client)
         assert fut.done(), f"service {name} did not answer"
         return fut.result()
+
+    def teach(self, label: str, query_id: int = 0, decision_id: int = 0, teacher: str = "",
+              node: str = "/guard_node"):
+        """A label by the guard's typed teach service; returns its response (outcome, reason, target, ids)."""
+        return self.call(Teach, f"{node}/teach", Teach.Request(query_id=query_id, decision_id=decision_id,
+                                                               label=label, teacher=teacher))
 
     def trigger(self, name: str):
         return self.call(Trigger, name, Trigger.Request())

@@ -39,6 +39,36 @@ def test_a_frame_goes_through_crop_classifier_defences_and_the_protocol(trained,
     assert len(guard.session.recent) == 1
 
 
+def test_every_region_of_a_frame_is_judged_in_one_batch(trained, data7):
+    """Several regions: one batched forward, each its own decision id, each decided as the single-region path
+    decides it (within float tolerance); a bad region refuses the whole frame and records nothing."""
+    guard = Guard(trained, GuardConfig(trained.config))
+    image = np.zeros((96, 200, 3), np.uint8)
+    boxes = [(4 + 66 * k, 16, 64, 64) for k in range(3)]
+    for k, (x, y, w, h) in enumerate(boxes):
+        image[y:y + h, x:x + w] = data7["test"].images[5 * k]
+    calls = []
+    extract = trained.extractor.extract
+    trained.extractor.extract = lambda crops: calls.append(len(crops)) or extract(crops)
+    try:
+        steps = guard.frame_regions(image, boxes, source="hdr")
+    finally:
+        trained.extractor.extract = extract
+    assert calls == [3]  # one forward for the three regions
+    assert [s.roi.as_tuple() for s in steps] == boxes and {s.roi_source for s in steps} == {"regions"}
+    assert len({s.decision_id for s in steps}) == 3 and guard.seen(steps[1].decision_id).source == "hdr"
+    for s, box in zip(steps, boxes, strict=True):
+        alone = guard.frame(image, box)
+        assert alone.decision.label == s.decision.label
+        for c in alone.decision.scores:
+            assert abs(alone.decision.scores[c] - s.decision.scores[c]) < 1e-4
+    n = len(guard.session.recent)
+    for bad in ([], [boxes[0], (500, 500, 10, 10)], [boxes[0]] * 65):
+        with pytest.raises(InputError):
+            guard.frame_regions(image, bad)
+    assert len(guard.session.recent) == n
+
+
 def _stream(data7, extractor, n: int = 4) -> list[LiveFrame]:
     """Two rounds over the first `n` test crops of each class (features extracted once)."""
     d = data7["test"]

@@ -6,7 +6,6 @@ Where launch_testing cannot be imported (a pip-only machine) pytest skips this m
 behaviour is covered there by test_ros_nodes.py, which starts the nodes as plain processes.
 """
 
-import json
 import os
 import tempfile
 import time
@@ -22,8 +21,10 @@ import launch_testing.actions
 import launch_testing.asserts
 import rclpy
 from ament_index_python.packages import get_package_share_directory
+from icub_guard_msgs.msg import ClassList, Decision, Query
+from icub_guard_msgs.srv import Teach
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from std_msgs.msg import String
+from rclpy.qos import DurabilityPolicy, QoSProfile
 
 MODEL = os.path.join(tempfile.mkdtemp(prefix="icub_guard_launch_test_"), "model.npz")
 
@@ -58,14 +59,31 @@ class TestDemoLoop(unittest.TestCase):
         self.fail(f"timed out after {seconds:.0f} s waiting for {what}")
 
     def test_decisions_queries_and_learning(self):
-        decisions, queries, feedback = [], [], []
-        self.node.create_subscription(String, "/decision", lambda m: decisions.append(json.loads(m.data)), 10)
-        self.node.create_subscription(String, "/teacher/query", lambda m: queries.append(m.data), 10)
-        self.node.create_subscription(String, "/teacher/feedback", lambda m: feedback.append(m.data), 1000)
+        decisions, queries, classes = [], [], []
+        self.node.create_subscription(Decision, "/decision", decisions.append, 10)
+        self.node.create_subscription(Query, "/teacher/query", queries.append, 10)
+        self.node.create_subscription(ClassList, "/classes", classes.append,
+                                      QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.wait(lambda: decisions, 120, "a decision")
         self.wait(lambda: queries, 60, "a question to the teacher")
-        self.wait(lambda: feedback, 60, "the teacher's answer")
-        self.wait(lambda: len(decisions[-1]["scores"]) >= 2, 120, "two learned classes")
+        self.wait(lambda: len(decisions[-1].class_names) >= 2, 120, "two learned classes (the oracle's answers)")
+        self.wait(lambda: classes and len(classes[-1].class_names) >= 2, 30, "the latched class list")
+
+    def test_a_person_can_just_say_the_name(self):
+        """At a person's pace (seconds after the frame, the oracle already answered its questions), a plain
+        label teaches the object in view (or answers the newest open question) and the answer says which."""
+        decisions = []
+        self.node.create_subscription(Decision, "/decision", decisions.append, 10)
+        self.wait(lambda: decisions, 120, "a decision")
+        time.sleep(3.0)  # a person reads the screen and types
+        client = self.node.create_client(Teach, "/guard_node/teach")
+        self.assertTrue(client.wait_for_service(timeout_sec=30))
+        fut = client.call_async(Teach.Request(label="mug", teacher="person"))
+        rclpy.spin_until_future_complete(self.node, fut, timeout_sec=30)
+        res = fut.result()
+        self.assertIn(res.outcome, ("learned", "held", "refused"), res.reason)  # screened: never "invalid"
+        self.assertIn(res.target, ("newest_query", "latest_decision"))
+        self.assertGreater(res.decision_id, 0)
 
 
 @launch_testing.post_shutdown_test()

@@ -65,14 +65,43 @@ def test_first_frame_is_asked_and_the_answer_teaches_a_class(extractor, feats):
         s.feedback(json.dumps({"query_id": step.query.query_id, "label": "mug"}))
 
 
-def test_plain_label_answers_the_latest_open_query(extractor, feats):
-    s = make_session(extractor)
-    with pytest.raises(InputError, match="no open query"):
+def test_a_plain_label_answers_what_a_person_means(extractor, feats):
+    """The newest open question asked within the window, else the latest decision (the object in view) if that
+    is recent, else nothing; the outcome says which."""
+    clock = Clock(step=0.0)
+    s = make_session(extractor, clock, plain_label_window=5.0)
+    with pytest.raises(InputError, match="no open question and no decision in the last 5 s"):
         s.feedback("mug")
-    s.observe(feats["mug"][0])
-    assert s.feedback("mug").label == "mug"
-    with pytest.raises(InputError, match="no open query"):
-        s.feedback("mug")
+    first = s.observe(feats["mug"][0])  # asked (nothing known)
+    clock.t = 0.5
+    second = s.observe(feats["mug"][1])  # asked too (rate limit 100/s): the newest open question
+    out = s.feedback("mug")
+    assert (out.action, out.target, out.decision_id) == ("learned", "newest_query", second.decision_id)
+    assert out.answered == second.query.query_id  # the question it closed
+    assert "as the answer to the newest open question" in out.describe()
+    assert first.query.query_id in s.pending and second.query.query_id not in s.pending
+    clock.t = 3.0  # the older question is still open and within the window
+    assert s.feedback("mug").decision_id == first.decision_id and not s.pending
+    # no open question: the latest decision, which a person's pace still reaches
+    s.configure(query_on_reject=False)
+    s.observe(feats["duck"][0])
+    latest = s.observe(feats["duck"][1])
+    assert latest.query is None
+    clock.t = 7.5  # 4.5 s after the frame
+    out = s.feedback(Feedback("duck", teacher="ann"))
+    assert (out.action, out.target, out.decision_id) == ("learned", "latest_decision", latest.decision_id)
+    assert out.answered is None
+    assert "the object in view" in out.describe() and sorted(s.rec.classes) == ["duck", "mug"]
+    clock.t = 8.5  # 5.5 s after it: out of the window, nothing is learned
+    with pytest.raises(InputError, match="no decision in the last 5 s"):
+        s.feedback("duck")
+    s.configure(query_on_reject=True, plain_label_window=60.0)  # a runtime setting, validated
+    assert s.feedback("duck").target == "latest_decision"
+    with pytest.raises(InputError):
+        SessionConfig.defaults(plain_label_window=0.0)
+    # an id named is what it names, whatever is newer
+    s.observe(feats["teddy"][0])
+    assert s.feedback(Feedback("mug", decision_id=first.decision_id)).target == "decision"
 
 
 def test_decision_id_feedback_corrects_any_recent_decision(extractor, feats):

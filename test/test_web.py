@@ -147,8 +147,12 @@ class FakeRobot:
         self.learning: list[bool] = []
         self.forgotten: list[int] = []
 
-    def send_feedback(self, body: dict) -> None:
+    async def teach(self, body: dict):
+        """The guard's teach service: refuses "lie", learns the rest."""
         self.sent.append(body)
+        if body["label"] == "lie":
+            return False, "refused: suspicion 0.90, contradicted by its neighbours"
+        return True, "learned: suspicion 0.10"
 
     async def set_learning(self, on: bool):
         self.learning.append(on)
@@ -297,8 +301,15 @@ def test_labels_go_to_the_robot_and_bad_ones_come_back_as_errors():
         ws = await client.ws_connect("/ws")
         state = await receive_until(ws, "state")
         assert state["questions"] == []
+        page.hub.on_query({"query_id": 5, "decision_id": 4, "reason": "below_threshold", "top": []})
+        page.hub.on_query({"query_id": 6, "decision_id": 5, "reason": "below_threshold", "top": []})
+        await ws.send_str(json.dumps({"type": "answer", "query_id": 6, "label": "lie", "teacher": "ana"}))
+        refused = await receive_until(ws, "result")  # what the guard answered, with its reason
+        assert refused["ok"] is False and "refused: suspicion 0.90" in refused["message"]
+        robot.sent.clear()
         await ws.send_str(json.dumps({"type": "answer", "query_id": 5, "label": "mug", "teacher": "ana"}))
-        assert (await receive_until(ws, "result"))["ok"] is True
+        learned = await receive_until(ws, "result")
+        assert learned["ok"] is True and "learned" in learned["message"]
         assert robot.sent == [{"query_id": 5, "label": "mug", "teacher": "ana"}]
         await ws.send_str(json.dumps({"type": "answer", "query_id": 5, "label": "m" * 100, "teacher": "ana"}))
         assert "at most 64" in (await receive_until(ws, "error"))["message"]

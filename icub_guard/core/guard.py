@@ -31,6 +31,9 @@ from .validation import DEFAULT_TEACHER
 
 log = logging.getLogger(__name__)
 
+#: the most regions one frame may hold (`frame_regions`): a detector's output, not an attacker's flood
+MAX_REGIONS = 64
+
 #: runtime parameter → the setting it changes (`core.validation.setting` names each field's parameter)
 _SESSION_PARAMS = {f.metadata.get("param", f.name): f.name for f in fields(SessionConfig) if f.name != "max_pending"}
 _SCREENING_PARAMS = {f.metadata["param"]: f.name for f in fields(ScreeningConfig)}
@@ -57,7 +60,7 @@ class FrameStep:
     step: Step
     crop: np.ndarray
     roi: ROI | None = None
-    roi_source: str = "crop"  # topic (a region was given) | full | fixed | auto | crop (a crop was judged)
+    roi_source: str = "crop"  # topic (a region was given) | regions (one of several) | full | fixed | auto | crop
     latency_ms: float = 0.0
 
     @property
@@ -122,6 +125,26 @@ class Guard:
         out = self.judge(crop, now=now, source=source)
         out.roi, out.roi_source = r, "topic" if roi is not None else self.rec.config.roi_mode
         out.latency_ms = 1e3 * (time.perf_counter() - t0)
+        return out
+
+    def frame_regions(self, image: np.ndarray, rois, now: float | None = None, source: Any = None) -> list[FrameStep]:
+        """Judge every region of one frame (e.g. a detector's detections): all cropped, their features extracted
+        in one batch (one forward pass), each decided and recorded under its own decision id; questions as the
+        rate limit allows. A malformed image or any bad region is an `InputError` and changes nothing."""
+        t0 = time.perf_counter()
+        rois = list(rois)
+        if not 1 <= len(rois) <= MAX_REGIONS:
+            raise InputError(f"a frame needs 1 to {MAX_REGIONS} regions, got {len(rois)}")
+        cropped = [self.rec.crop(image, roi) for roi in rois]  # every region checked before anything is recorded
+        crops = np.stack([c for c, _ in cropped])
+        feats = self.rec.features(crops)
+        out = []
+        for (crop, r), d, f in zip(cropped, self.decide(crops, feats), feats, strict=True):
+            step = self.session.observe(f, now=now, decision=d, crop=crop, source=source)
+            out.append(FrameStep(step, crop, r, "regions"))
+        latency = 1e3 * (time.perf_counter() - t0)
+        for fs in out:
+            fs.latency_ms = latency  # the frame's, all regions together
         return out
 
     def judge(self, crop: np.ndarray, features: np.ndarray | None = None, now: float | None = None,
@@ -324,13 +347,13 @@ class Guard:
 
     # ---------------------------------------------------------- reports
     def decision_payload(self, frame: FrameStep, **extra) -> dict[str, Any]:
-        """The decision as the JSON body the node publishes (schema icub_guard/decision@1)."""
+        """The decision as the core's record (the node publishes it as `icub_guard_msgs/Decision`: `ros.messages`)."""
         roi = {} if frame.roi is None else {"roi": list(frame.roi.as_tuple())}
         return self.session.decision_payload(frame.step, roi_source=frame.roi_source,
                                              latency_ms=frame.latency_ms, **roi, **extra)
 
     def query_payload(self, item: Step | Query, **extra) -> dict[str, Any]:
-        """A question to the teacher as the JSON body the node publishes (schema icub_guard/query@1)."""
+        """A question to the teacher as the core's record (published as `icub_guard_msgs/Query`)."""
         return self.session.query_payload(item, **extra)
 
     def status(self) -> dict[str, Any]:

@@ -76,6 +76,8 @@ class SessionConfig:
     class_thresholds: dict[str, float] = field(default_factory=lambda: parse_class_thresholds(
         node_defaults("guard.yaml")["class_thresholds"]))
     learning_enabled: bool = setting("learning_enabled", "learn from teacher feedback")
+    plain_label_window: float = setting("plain_label_window", "seconds a plain label (no id) reaches back: the "
+                                        "newest open question asked within it, else the latest decision", 0.1, 600.0)
     max_pending: int = 64  # open queries and recent decisions kept for feedback
 
     def __post_init__(self) -> None:
@@ -142,6 +144,7 @@ class Seen:
     label: str
     crop: np.ndarray | None = None
     source: Any = None
+    when: float = -math.inf  # the session clock's time of the frame (a plain label's window)
 
 
 @dataclass
@@ -160,6 +163,7 @@ class Open:
     decision_id: int
     answers: list[tuple[str, str]] = field(default_factory=list)  # (label, teacher), first the label held
     verdict: Verdict | None = None
+    asked: float = -math.inf  # the session clock's time of the question (a plain label's window)
 
     @property
     def teacher(self) -> str | None:
@@ -190,8 +194,16 @@ class Outcome:
     resolved: str | None = None  # an answer to a confirm question: confirmed | contradicted | no_agreement
     augmented: bool = False  # its crop, attacked, was learned too (`adv_augment` among the guard's defences)
     problem: str | None = None  # what went wrong after the label itself was stored (e.g. the augmentation)
+    target: str | None = None  # what the label answered: query | decision | newest_query | latest_decision
+    answered: int | None = None  # the open question it answered (and closed)
 
     def describe(self) -> str:
+        """What became of the label and why, and (for a plain label) what it was taken to answer."""
+        what = {"newest_query": " as the answer to the newest open question",
+                "latest_decision": " as the name of the object in view (the latest decision)"}
+        return self._describe() + what.get(self.target or "", "")
+
+    def _describe(self) -> str:
         ev = ", ".join(f"{k} {v:.2f}" for k, v in self.verdict.evidence.items() if v is not None)
         held = f" (held label {self.query.label!r} asked back as query {self.query.query_id})" if self.query else ""
         return (f"label {self.label!r} from teacher {self.teacher!r} {self.action}"
@@ -302,15 +314,15 @@ class TeachingSession:
         feats = np.asarray(features, np.float32).reshape(1, -1)
         with self._lock:
             did = self._new_id()
-            self._remember(self.recent, did, Seen(feats, d.label, crop, source))
+            now = self.clock() if now is None else now
+            self._remember(self.recent, did, Seen(feats, d.label, crop, source, now))
             step = Step(did, d, feats)
             reason = self._query_reason(d)
-            now = self.clock() if now is None else now
             cfg = self.config
             if reason is not None and cfg.query_rate_limit > 0 and \
                     now - self.last_query_time >= 1.0 / cfg.query_rate_limit:
                 self.last_query_time = now
-                self._remember(self.pending, did, Open(feats, did))
+                self._remember(self.pending, did, Open(feats, did, asked=now))
                 self.latest_query = did
                 step.query = Query(did, reason, did)
                 self.counts["queries"] += 1
@@ -363,26 +375,45 @@ class TeachingSession:
         fb = parse_feedback(message) if isinstance(message, str) else message
         with self._lock:
             if fb.query_id is not None:
-                key, store = fb.query_id, self.pending
+                key, store, target = fb.query_id, self.pending, "query"
             elif fb.decision_id is not None:
-                key, store = fb.decision_id, self.recent
+                key, store, target = fb.decision_id, self.recent, "decision"
             else:
-                if self.latest_query is None or self.latest_query not in self.pending:
-                    raise InputError("plain-label feedback but no open query")
-                key, store = self.latest_query, self.pending
-            if key not in store:
-                raise InputError(f"unknown or expired id {key}")
-            if not self.config.learning_enabled:
-                self.counts["feedback_ignored_learning_off"] += 1
-                raise LearningDisabled(f"learning is off: feedback {fb.label!r} ignored")
-            if store is self.pending:
-                item = store.pop(key)
-                if key == self.latest_query:
-                    self.latest_query = None
-                if item.answers:
-                    return self._answer_confirm(key, item, fb)
-                return self._screen(item.features, fb.label, fb.teacher, item.decision_id, "feedback")
-            return self._screen(store[key].features, fb.label, fb.teacher, key, "feedback")
+                key, store, target = self._plain_target()
+            out = self._feedback(fb, key, store)
+            out.target, out.answered = target, key if store is self.pending else None
+            return out
+
+    def _plain_target(self) -> tuple[int, OrderedDict, str]:
+        """What a plain label (no id) most plausibly answers: a person is slower than the robot, so the newest
+        open question if it was asked within `plain_label_window` seconds, else the latest decision (the object
+        in view) if that recent; else nothing (`InputError`)."""
+        window, now = self.config.plain_label_window, self.clock()
+        if self.pending:
+            qid = next(reversed(self.pending))
+            if now - self.pending[qid].asked <= window:
+                return qid, self.pending, "newest_query"
+        if self.recent:
+            did = next(reversed(self.recent))
+            if now - self.recent[did].when <= window:
+                return did, self.recent, "latest_decision"
+        raise InputError(f"a plain label but no open question and no decision in the last {window:g} s")
+
+    def _feedback(self, fb: Feedback, key: int, store: OrderedDict) -> Outcome:
+        """Apply a label to an open question (`pending`) or a recent decision (`recent`); under the lock."""
+        if key not in store:
+            raise InputError(f"unknown or expired id {key}")
+        if not self.config.learning_enabled:
+            self.counts["feedback_ignored_learning_off"] += 1
+            raise LearningDisabled(f"learning is off: feedback {fb.label!r} ignored")
+        if store is self.pending:
+            item = store.pop(key)
+            if key == self.latest_query:
+                self.latest_query = None
+            if item.answers:
+                return self._answer_confirm(key, item, fb)
+            return self._screen(item.features, fb.label, fb.teacher, item.decision_id, "feedback")
+        return self._screen(store[key].features, fb.label, fb.teacher, key, "feedback")
 
     def confirm(self, teacher: str = DEFAULT_TEACHER) -> Outcome:
         """The teacher says the last decision was right: learn it (screened like any label)."""
@@ -449,6 +480,7 @@ class TeachingSession:
         label, teacher = item.answers[-1]
         answered = {t for _, t in item.answers}
         qid = self._new_id()
+        item.asked = self.clock()
         query = Query(qid, Reason.CONFIRM, item.decision_id, item.answers[0][0], item.answers[0][1],
                       self._someone_else(answered))
         self._remember(self.pending, qid, item)

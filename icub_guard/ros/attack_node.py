@@ -1,8 +1,10 @@
 """attack_node: a man-in-the-middle on the camera stream.
 
-Subscribes  image_in (sensor_msgs/Image), roi (sensor_msgs/RegionOfInterest)
+Subscribes  image_in (sensor_msgs/Image), roi (sensor_msgs/RegionOfInterest), regions
+            (icub_guard_msgs/RegionArray: every region is attacked, or the `region`-th)
 Publishes   image_out (sensor_msgs/Image: perturbed when enabled, passed through otherwise),
-            attack/info (std_msgs/String, JSON: norms, time, whether it fooled its own copy)
+            attack/info (icub_guard_msgs/AttackReport, one per region attacked: norms, time, whether it fooled
+            its own copy)
 Services    ~/enable (std_srvs/SetBool, node-private: /attack_node/enable)
 Records     with `record_path`: the stream it publishes (every frame, attacked or passed through), the
             regions, the camera's ground_truth and attack/info, to an MCAP recording (docs/recordings.md)
@@ -20,6 +22,7 @@ whether the attack survived the round trip.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -30,7 +33,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import Image, RegionOfInterest
-from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from ..attacks import ATTACKS, AttackInterrupted, make_attack, rect_mask
@@ -38,12 +40,13 @@ from ..core.errors import GuardError, InputError
 from ..core.pipeline import RegionModel
 from ..core.recognizer import Recognizer
 from ..recordings.writer import RecordingWriter
-from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, resolve_model_path, run_node
+from . import messages
+from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, resolve_model_path, run_node
 from .convert import image_to_rgb, rgb_to_image
 
 #: attributes that runtime parameter changes update
 RUNTIME = {"attack_name", "eps", "norm", "steps", "target", "reject_aware", "sticker", "enabled", "roi_timeout",
-           "reload_period"}
+           "reload_period", "region"}
 ITERATIVE = {"paper", "bim", "pgd", "deepfool", "cw", "fooling"}
 
 
@@ -74,7 +77,8 @@ class AttackNode(GuardedNode):
                                                "(relative: under $ROS_HOME/icub_guard, as the guard's)",
                                                read_only=True)) or ""
         self.enabled = p("enabled", "perturb frames (else pass them through)")
-        self.roi_timeout = p("roi_timeout", "seconds a roi message stays valid", lo=0.0, hi=60.0)
+        self.roi_timeout = p("roi_timeout", "seconds a roi or regions message stays valid", lo=0.0, hi=60.0)
+        self.region = p("region", "with regions: -1 attacks every region of a frame, k only the k-th", lo=-1, hi=63)
         self.reload_period = p("reload_period", "min seconds between reloads of a changed model",
                                      lo=0.0, hi=3600.0)
         device = p("device", "auto | cpu | cuda", read_only=True)
@@ -86,13 +90,15 @@ class AttackNode(GuardedNode):
         self.model_mtime = 0.0
         self.last_reload = -float("inf")
         self.roi = None
+        self.regions = None
         self.counts = self.health.counts
         self.pub = self.create_publisher(Image, "image_out", FRAME_QOS)
-        self.pub_info = self.create_publisher(String, "attack/info", EVENT_QOS)
+        self.pub_info = self.create_publisher(messages.AttackReport, "attack/info", EVENT_QOS)
         self.create_subscription(Image, "image_in", self.on_image, FRAME_QOS)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
+        self.create_subscription(messages.RegionArray, "regions", self.on_regions, EVENT_QOS)
         if self.recorder is not None:  # the labels go with the frames they label
-            self.create_subscription(String, "ground_truth", self.on_ground_truth, EVENT_QOS)
+            self.create_subscription(messages.GroundTruth, "ground_truth", self.on_ground_truth, EVENT_QOS)
         # its own callback group (and the node's two executor threads): `enable false` reaches a running attack
         self.create_service(SetBool, "~/enable", self.on_enable, callback_group=MutuallyExclusiveCallbackGroup())
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
@@ -132,8 +138,10 @@ class AttackNode(GuardedNode):
         if self.recorder is not None:
             self.recorder.roi(self.roi[0], self.now_ns())
 
-    def on_ground_truth(self, msg: String) -> None:
-        self.recorder.string(self.recorder.topics.label, msg.data, self.now_ns())
+    def on_ground_truth(self, msg) -> None:
+        """The camera's label, recorded as the recordings' ground truth (JSON text: `recordings/`)."""
+        truth = {"label": msg.label, "frame": int(msg.frame), "stamp": messages.stamp_of(msg.header)}
+        self.recorder.string(self.recorder.topics.label, json.dumps(truth), self.now_ns())
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -154,6 +162,19 @@ class AttackNode(GuardedNode):
             self.recorder.close()
             self.get_logger().info(f"recorded {self.recorder.messages} messages to {self.recorder.path}")
         return super().destroy_node()
+
+    def on_regions(self, msg) -> None:
+        """Every region of the frames to come (as the guard takes them); an empty array clears them."""
+        boxes = [(int(r.roi.x_offset), int(r.roi.y_offset), int(r.roi.width), int(r.roi.height)) for r in msg.regions]
+        self.regions = (boxes, time.monotonic()) if boxes else None
+
+    def _targets(self) -> list:
+        """The boxes to attack in the next frame: the regions (every one, or the chosen one), else the roi."""
+        now = time.monotonic()
+        if self.regions is not None and now - self.regions[1] <= self.roi_timeout:
+            boxes = self.regions[0]
+            return boxes if self.region < 0 else boxes[self.region : self.region + 1]
+        return [self.roi[0] if self.roi is not None and now - self.roi[1] <= self.roi_timeout else None]
 
     def _model(self) -> Recognizer | None:
         """The white-box copy, reloaded whenever the guard has saved a newer model."""
@@ -191,10 +212,17 @@ class AttackNode(GuardedNode):
             self.counts["skipped_no_model"] += 1
             self.publish(msg, rgb)  # nothing to attack yet
             return
-        roi = self.roi[0] if self.roi is not None and time.monotonic() - self.roi[1] <= self.roi_timeout else None
-        t0 = time.perf_counter()
+        targets = self._targets()
+        if not targets:  # the chosen region is not in this frame
+            self.publish(msg, rgb)
+            return
+        t0, out, reports = time.perf_counter(), rgb, []
         try:
-            out, info = self.perturb(rec, rgb, roi)
+            for roi in targets:  # one region after another, each on the frame the last one left
+                t1 = time.perf_counter()
+                out, info = self.perturb(rec, out, roi)
+                info["time_ms"] = 1e3 * (time.perf_counter() - t1)
+                reports.append(info)
         except AttackInterrupted:
             return  # the node is shutting down
         except (InputError, ValueError) as exc:
@@ -202,14 +230,14 @@ class AttackNode(GuardedNode):
             self.get_logger().warning(f"could not attack this frame: {exc}", throttle_duration_sec=1.0)
             self.publish(msg, rgb)
             return
-        info["time_ms"] = 1e3 * (time.perf_counter() - t0)
-        self.health.frame(info["time_ms"])
+        self.health.frame(1e3 * (time.perf_counter() - t0))
         self.counts["attacked"] += 1
-        self.counts["fooled_own_copy"] += int(info["fooled_own_copy"])
-        info.update(stamp={"sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}, counts=dict(self.counts))
-        self.pub_info.publish(json_msg(info))  # before the frame, so listeners know it was attacked
-        if self.recorder is not None:
-            self.recorder.text(self.recorder.topics.attack, info, self.now_ns())
+        for info in reports:  # before the frame, so listeners know it was attacked: one report per region
+            self.counts["fooled_own_copy"] += int(info["fooled_own_copy"])
+            self.pub_info.publish(messages.attack_report(info, self.counts, msg.header))
+            if self.recorder is not None:
+                info.update(stamp=messages.stamp_of(msg.header), counts=dict(self.counts))
+                self.recorder.text(self.recorder.topics.attack, info, self.now_ns())
         self.publish(rgb_to_image(out, msg.header.stamp, msg.header.frame_id), out)
 
     def publish_diagnostics(self) -> None:

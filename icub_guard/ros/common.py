@@ -27,6 +27,8 @@ FRAME_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
 EVENT_QOS = QoSProfile(depth=10)
 #: Requests each service queues (rclpy's default keeps 10: callers past those wait for ever under a burst).
 SERVICE_QUEUE_DEPTH = 1000
+#: A client that may send a burst (a teacher's labels): rclpy's default keeps 10 replies and drops the rest.
+CLIENT_QOS = QoSProfile(depth=SERVICE_QUEUE_DEPTH)
 #: Teacher feedback: reliable, and deep enough for a burst while the node is busy learning
 #: (every label a teacher sends must reach a counter: learned, rejected or ignored).
 FEEDBACK_QOS = QoSProfile(depth=1000)
@@ -202,6 +204,8 @@ class GuardedNode(Node):
         def failed(request, response):
             if hasattr(response, "success"):
                 response.success, response.message = False, "internal error (logged; see /diagnostics)"
+            elif hasattr(response, "outcome"):  # Teach, Confirm: nothing was acknowledged
+                response.outcome, response.reason = "failed", "internal error (logged; see /diagnostics)"
             return response
 
         depth = getattr(self, "service_queue_depth", SERVICE_QUEUE_DEPTH)  # rclpy's parameter services come first

@@ -1,14 +1,20 @@
 """guard_node: the robot's guarded recogniser — image in, label (or a question) out.
 
-Subscribes  image (sensor_msgs/Image, newest frame only), roi (sensor_msgs/RegionOfInterest),
-            teacher/feedback (std_msgs/String: a label, or JSON {"query_id"|"decision_id": n, "label": s,
-            "teacher": name})
-Publishes   label (String), decision (String, JSON icub_guard/decision@1), debug_image (Image),
-            teacher/query (String, JSON icub_guard/query@1; reason "confirm": a label held, asked back),
-            teacher/query_image (Image), /diagnostics (per-teacher trust and counts included)
-Services    teacher/confirm (std_srvs/Trigger); node-private ~/save_model, ~/reset_model (Trigger),
-            ~/set_learning (SetBool), ~/forget_teacher and ~/forget (diagnostic_msgs/AddDiagnostics: a
-            teacher's name or a decision id). Between a message and what is published: `core.guard.Guard`.
+Subscribes  image (sensor_msgs/Image, newest frame only; with image_transport "compressed":
+            image/compressed, sensor_msgs/CompressedImage, JPEG or PNG), roi (sensor_msgs/RegionOfInterest),
+            regions (icub_guard_msgs/RegionArray: every region of the frames to come, e.g. a detector's),
+            teacher/feedback (std_msgs/String: what a person types, a label or JSON {"query_id"|"decision_id": n,
+            "label": s, "teacher": name})
+Publishes   label (String), decision (icub_guard_msgs/Decision; with regions, only when there is one),
+            decisions (icub_guard_msgs/DecisionArray: every region of each frame, while someone listens),
+            classes (icub_guard_msgs/ClassList,
+            transient-local: the latest survives for a late subscriber), debug_image (Image),
+            teacher/query (icub_guard_msgs/Query; reason "confirm": a label held, asked back),
+            teacher/query_image (Image), teacher/labels (icub_guard_msgs/Label: what became of every label),
+            /diagnostics (per-teacher trust and counts included)
+Services    node-private ~/teach (icub_guard_msgs/Teach), ~/confirm (Confirm), ~/forget (Forget),
+            ~/forget_teacher (ForgetTeacher), ~/save_model, ~/reset_model (std_srvs/Trigger), ~/set_learning
+            (SetBool). Between a message and what is published: `core.guard.Guard`; the messages: `ros.messages`.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from diagnostic_msgs.srv import AddDiagnostics
+from icub_guard_msgs.srv import Confirm, Forget, ForgetTeacher, Teach
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import Image, RegionOfInterest
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
@@ -28,11 +35,15 @@ from ..core.errors import GuardError, InputError
 from ..core.guard import Guard, GuardConfig
 from ..core.recognizer import RecognizerConfig
 from ..core.screening import ScreeningConfig
-from ..core.session import LearningDisabled, Outcome, SessionConfig
+from ..core.session import Feedback, LearningDisabled, Outcome, SessionConfig
+from ..core.validation import DEFAULT_TEACHER, check_label, check_teacher
 from ..defences import DEFENCES
-from . import common
-from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, json_msg
-from .convert import draw_decision, image_to_rgb, rgb_to_image
+from . import common, messages
+from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode
+from .convert import compressed_to_rgb, draw_decision, image_to_rgb, rgb_to_image
+
+#: The classes topic is latched: a subscriber that comes late still gets the latest list.
+LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class GuardNode(GuardedNode):
@@ -57,6 +68,10 @@ class GuardNode(GuardedNode):
         self.service_queue_depth = p("service_queue_depth", "requests each service queues while the node is busy",
                                      read_only=True, lo=1, hi=100000)
         image_qos = common.qos_parameters(p, "image", "the image subscription")
+        transport = p("image_transport", "camera input: raw (image, sensor_msgs/Image) | compressed "
+                      "(image/compressed, sensor_msgs/CompressedImage: JPEG or PNG)", read_only=True)
+        if transport not in ("raw", "compressed"):
+            raise ValueError(f"image_transport must be raw or compressed, got {transport!r}")
         out_qos = common.qos_parameters(p, "publisher", "label, decision and the teacher's queries")
 
         self.guard = Guard.build(GuardConfig(RecognizerConfig(**r), SessionConfig(**session),
@@ -68,26 +83,39 @@ class GuardNode(GuardedNode):
         restored = self.guard.restore()
         (self.get_logger().error if self.guard.problem else self.get_logger().info)(restored)
         self.roi: tuple[tuple[int, int, int, int], float] | None = None
+        self.regions: tuple[list[tuple[int, int, int, int]], list[str], float] | None = None
 
         self.pub_label = self.create_publisher(String, "label", out_qos)
-        self.pub_decision = self.create_publisher(String, "decision", out_qos)
+        self.pub_decision = self.create_publisher(messages.Decision, "decision", out_qos)
+        self.pub_decisions = self.create_publisher(messages.DecisionArray, "decisions", out_qos)
+        self.pub_classes = self.create_publisher(messages.ClassList, "classes", LATCHED_QOS)
+        self.classes_sent: tuple | None = None
         self.pub_debug = self.create_publisher(Image, "debug_image", FRAME_QOS)
-        self.pub_query = self.create_publisher(String, "teacher/query", out_qos)
+        self.pub_query = self.create_publisher(messages.Query, "teacher/query", out_qos)
         self.pub_query_img = self.create_publisher(Image, "teacher/query_image", out_qos)
+        self.pub_labels = self.create_publisher(messages.Label, "teacher/labels", FEEDBACK_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
-        self.create_subscription(Image, "image", self.on_image, image_qos)
+        if transport == "compressed":
+            self.decode = compressed_to_rgb
+            self.create_subscription(CompressedImage, "image/compressed", self.on_image, image_qos)
+        else:
+            self.decode = image_to_rgb
+            self.create_subscription(Image, "image", self.on_image, image_qos)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
+        self.create_subscription(messages.RegionArray, "regions", self.on_regions, EVENT_QOS)
         self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS,
                                  event_callbacks=self.count_lost("feedback"))
-        self.create_service(Trigger, "teacher/confirm", self.on_confirm)
+        self.create_service(Teach, "~/teach", self.on_teach)
+        self.create_service(Confirm, "~/confirm", self.on_confirm)
         self.create_service(Trigger, "~/save_model", self.on_save)
         self.create_service(Trigger, "~/reset_model", self.on_reset)
         self.create_service(SetBool, "~/set_learning", self.on_set_learning)
-        self.create_service(AddDiagnostics, "~/forget_teacher", self.on_forget_teacher)
-        self.create_service(AddDiagnostics, "~/forget", self.on_forget)
+        self.create_service(ForgetTeacher, "~/forget_teacher", self.on_forget_teacher)
+        self.create_service(Forget, "~/forget", self.on_forget)
         self.add_on_set_parameters_callback(self.validate_params)
         self.add_post_set_parameters_callback(self.apply_params)
         self.create_health_timer(period, self.publish_diagnostics)
+        self.publish_classes()
         fx = self.guard.rec.extractor
         self.get_logger().info(f"ready: {fx.spec.id} on {fx.device}, classifier {r['classifier']}, "
                                f"{len(self.guard.classes)} classes known")
@@ -102,22 +130,39 @@ class GuardNode(GuardedNode):
     def on_roi(self, msg: RegionOfInterest) -> None:
         self.roi = ((int(msg.x_offset), int(msg.y_offset), int(msg.width), int(msg.height)), time.monotonic())
 
-    def on_image(self, msg: Image) -> None:
+    def on_regions(self, msg) -> None:
+        """Every region of the frames to come (valid for `roi_timeout`, like `roi`); an empty array clears them."""
+        boxes = [(int(r.roi.x_offset), int(r.roi.y_offset), int(r.roi.width), int(r.roi.height)) for r in msg.regions]
+        self.regions = (boxes, [r.id for r in msg.regions], time.monotonic()) if boxes else None
+
+    def on_image(self, msg: Image | CompressedImage) -> None:
         t0 = time.perf_counter()
-        roi = self.roi[0] if self.roi is not None and time.monotonic() - self.roi[1] <= self.roi_timeout else None
+        now = time.monotonic()
+        regions = self.regions if self.regions is not None and now - self.regions[2] <= self.roi_timeout else None
+        roi = self.roi[0] if self.roi is not None and now - self.roi[1] <= self.roi_timeout else None
         try:
-            rgb = image_to_rgb(msg)
-            f = self.guard.frame(rgb, roi, source=msg.header)
+            rgb = self.decode(msg)
+            frames = (self.guard.frame_regions(rgb, regions[0], source=msg.header) if regions is not None
+                      else [self.guard.frame(rgb, roi, source=msg.header)])
         except InputError as exc:
-            self.reject_input("image", exc)
+            self.reject_input("image" if regions is None else "regions", exc)
             return
         stamp, frame_id = msg.header.stamp, msg.header.frame_id
-        if f.query is not None:
-            self._ask(f.step, f.crop, msg.header)
-        self.pub_decision.publish(json_msg(self.guard.decision_payload(f, stamp=_stamp(stamp), frame_id=frame_id)))
-        self.pub_label.publish(String(data=f.decision.label))
+        out = []
+        for i, f in enumerate(frames):
+            if f.query is not None:
+                self._ask(f.step, f.crop, msg.header)
+            body = self.guard.decision_payload(f, **({"region_id": regions[1][i]} if regions is not None else {}))
+            out.append(messages.decision_msg(body, msg.header))
+        if len(out) == 1:  # the single-region topics, as they always were
+            self.pub_decision.publish(out[0])
+            self.pub_label.publish(String(data=frames[0].decision.label))
+        if self.pub_decisions.get_subscription_count() > 0:
+            self.pub_decisions.publish(messages.DecisionArray(header=msg.header, decisions=out))
         if self.debug_image and self.pub_debug.get_subscription_count() > 0:
-            self.pub_debug.publish(rgb_to_image(draw_decision(rgb, f.roi.as_tuple(), f.decision), stamp, frame_id))
+            for f in frames:  # every region drawn
+                rgb = draw_decision(rgb, f.roi.as_tuple(), f.decision)
+            self.pub_debug.publish(rgb_to_image(rgb, stamp, frame_id))
         self.health.frame(1e3 * (time.perf_counter() - t0))  # /diagnostics: the whole frame, publishing included
 
     def on_feedback(self, msg: String) -> None:
@@ -131,20 +176,33 @@ class GuardNode(GuardedNode):
             self._journal_failed(exc)
 
     def _settled(self, outcome: Outcome) -> None:
-        """Log what became of a label; ask the confirm question of a label held."""
+        """Log and announce what became of a label; ask the confirm question of a label held; a new class is
+        announced."""
         self.get_logger().info(outcome.describe())
+        self.pub_labels.publish(messages.label_msg(outcome, messages.header_of(self.get_clock().now().to_msg())))
         if outcome.problem:
             self.get_logger().error(outcome.problem)
         if outcome.query is not None:  # about a frame seen before: its crop and header were kept with it
             seen = self.guard.seen(outcome.query.decision_id)
             self._ask(outcome.query, seen and seen.crop, seen and seen.source)
+        self.publish_classes()
 
     def _ask(self, item, crop, header) -> None:
-        """A question to the teacher, and its crop stamped as the frame it is about."""
-        self.pub_query.publish(json_msg(self.guard.query_payload(item, **({} if header is None else {
-            "stamp": _stamp(header.stamp)}))))
+        """A question to the teacher, and its crop, stamped as the frame it is about."""
+        head = header if header is not None else messages.header_of(self.get_clock().now().to_msg())
+        self.pub_query.publish(messages.query_msg(self.guard.query_payload(item), head))
         if crop is not None and header is not None:
             self.pub_query_img.publish(rgb_to_image(crop, header.stamp, header.frame_id))
+
+    def publish_classes(self) -> None:
+        """The classes and their thresholds on the latched `classes` topic, when they changed."""
+        thresholds = self.guard.session.thresholds()
+        state = (tuple(self.guard.classes), tuple(thresholds.items()), self.guard.rec.n_examples)
+        if state != self.classes_sent:
+            self.classes_sent = state
+            self.pub_classes.publish(messages.class_list(
+                self.guard.classes, thresholds, self.guard.rec.n_examples,
+                messages.header_of(self.get_clock().now().to_msg())))
 
     def _journal_failed(self, exc: OSError) -> None:
         self.health.counts["journal_errors"] += 1
@@ -171,26 +229,57 @@ class GuardNode(GuardedNode):
             resp.success, resp.message = False, f"not stored durably: {exc}"
         return resp
 
+    def on_teach(self, req, resp):
+        """A teacher's label by service: the response says what became of it (learned, held, refused) and why."""
+        def label() -> Outcome:
+            if req.query_id and req.decision_id:
+                raise InputError("name at most one of query_id and decision_id")
+            # checked before the session is touched: a bad label never closes the question it names
+            teacher = check_teacher(req.teacher or DEFAULT_TEACHER)
+            return self.guard.feedback(Feedback(check_label(req.label), int(req.query_id) or None,
+                                                int(req.decision_id) or None, teacher))
+        return self._settle_call(resp, label, "teach")
+
     def on_confirm(self, req, resp):
-        def done(outcome: Outcome):
-            self._settled(outcome)
-            if outcome.action == "learned":
-                return True, f"learned confirmed label {outcome.label!r}"
-            return False, f"label {outcome.label!r} {outcome.action} (suspicion {outcome.verdict.suspicion:.2f})"
-        return self._respond(resp, self.guard.confirm, done)
+        """The teacher says the last decision was right: learned like a label (screened first)."""
+        return self._settle_call(resp, lambda: self.guard.confirm(check_teacher(req.teacher or DEFAULT_TEACHER)),
+                                 None)
+
+    def _settle_call(self, resp, action, bad_input: str | None):
+        """A label by service: `outcome` learned | held | refused, or ignored (learning off), invalid (refused
+        before screening, counted as `bad_input`), failed (the journal could not store it: not acknowledged)."""
+        try:
+            outcome = action()
+        except LearningDisabled as exc:
+            resp.outcome, resp.reason = "ignored", str(exc)
+            return resp
+        except InputError as exc:
+            if bad_input is not None:
+                self.reject_input(bad_input, exc)
+            resp.outcome, resp.reason = "invalid", str(exc)
+            return resp
+        except OSError as exc:
+            self._journal_failed(exc)
+            resp.outcome, resp.reason = "failed", f"not stored durably: {exc}"
+            return resp
+        self._settled(outcome)
+        journal = self.guard.session.journal
+        return messages.teach_fields(resp, outcome, journal.last_seq if journal is not None else None)
 
     def on_forget_teacher(self, req, resp):
         """Undo a teacher: every example it taught is removed, the model re-solved (journaled, then saved)."""
-        return self._respond(resp, lambda: self.guard.forget_teacher(req.load_namespace),
-                             lambda ids: self._forgot(ids, f"teacher {req.load_namespace[:40]!r}"), "forget")
+        return self._respond(resp, lambda: self.guard.forget_teacher(req.teacher),
+                             lambda ids: self._forgot(resp, ids, f"teacher {req.teacher[:40]!r}"), "forget")
 
     def on_forget(self, req, resp):
-        """Undo one decision's label (the request's string is the decision id)."""
-        return self._respond(resp, lambda: self.guard.forget_decision(req.load_namespace),
-                             lambda ids: self._forgot(ids, f"decision {req.load_namespace.strip()[:40]}"), "forget")
+        """Undo one decision's label."""
+        return self._respond(resp, lambda: self.guard.forget_decision(int(req.decision_id)),
+                             lambda ids: self._forgot(resp, ids, f"decision {req.decision_id}"), "forget")
 
-    def _forgot(self, removed: list[int], what: str) -> tuple[bool, str]:
+    def _forgot(self, resp, removed: list[int], what: str) -> tuple[bool, str]:
         self.get_logger().warning(f"forgot {what}: {len(removed)} examples removed, {len(self.guard.classes)} left")
+        resp.removed = len(removed)
+        self.publish_classes()
         return True, f"forgot {what}: {len(removed)} examples removed"
 
     def on_save(self, req, resp):
@@ -202,6 +291,7 @@ class GuardNode(GuardedNode):
 
     def on_reset(self, req, resp):
         self.guard.reset()
+        self.publish_classes()
         resp.success, resp.message = True, "model reset: no classes known"
         self.get_logger().warning("model reset by request")
         return resp
@@ -227,6 +317,7 @@ class GuardNode(GuardedNode):
         for prm in params:
             if prm.name in ("roi_timeout", "debug_image"):  # the node's own
                 setattr(self, prm.name, prm.value)
+        self.publish_classes()  # thresholds may have changed
 
     def publish_diagnostics(self) -> None:
         issues = [*self.guard.notes, *([self.guard.problem] if self.guard.problem else [])]
@@ -234,10 +325,6 @@ class GuardNode(GuardedNode):
         self.pub_diag.publish(self.diagnostics(
             "recognition", f"{fx.spec.id}@{fx.device}", DiagnosticStatus.WARN if issues else DiagnosticStatus.OK,
             "; ".join(issues) or "ok", {**self.guard.status(), "last_error": self.health.last_error}))
-
-
-def _stamp(stamp) -> dict:
-    return {"sec": stamp.sec, "nanosec": stamp.nanosec}
 
 
 def main(args=None) -> int:

@@ -1,7 +1,7 @@
 """replay_node: a recording published into a running graph, at its own pace or as fast as the guard takes it.
 
 Publishes   each recorded topic under its recorded name (remap with `-r`), the CDR bytes as recorded
-Subscribes  decision (std_msgs/String) when `as_fast_as_guard`: each frame waits for the guard's decision
+Subscribes  decision (icub_guard_msgs/Decision) when `as_fast_as_guard`: each frame waits for the guard's decision
 
 The recording is read through once before anything is published, so a damaged
 file is refused whole (exit 2, the file and the message named), never half
@@ -12,16 +12,20 @@ not replayed unless `topics` names them. The process ends when the recording doe
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import threading
 import time
 
 import rclpy
+from builtin_interfaces.msg import Time
+from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 
 from ..core.errors import RecordingError
 from ..recordings.reader import iter_messages, topic_summary
 from ..recordings.topics import Topics
+from . import messages
 from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, run_node
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -58,8 +62,10 @@ class ReplayNode(GuardedNode):
                                  f"its topics: {', '.join(sorted(found))}")
         names = wanted or [t for t in found if t not in (own.decision, own.attack)]
         self.pubs = {}
+        #: the recordings' ground truth (std_msgs/String, JSON) goes out as the camera's typed GroundTruth
+        self.truth = own.label if found.get(own.label, ("",))[0] == "std_msgs/msg/String" else None
         for topic in names:
-            cls = message_class(found[topic][0])
+            cls = messages.GroundTruth if topic == self.truth else message_class(found[topic][0])
             if cls is None:
                 self.get_logger().warning(f"not replaying {topic}: its type {found[topic][0]} is not installed")
                 continue
@@ -68,12 +74,12 @@ class ReplayNode(GuardedNode):
         self.decided = threading.Condition()
         self.decisions = 0
         if self.fast:
-            self.create_subscription(String, "decision", self.on_decision, EVENT_QOS)
+            self.create_subscription(messages.Decision, "decision", self.on_decision, EVENT_QOS)
         self.counts = self.health.counts
         self.thread = threading.Thread(target=self.guarded_play, daemon=True)
         self.thread.start()
 
-    def on_decision(self, msg: String) -> None:
+    def on_decision(self, msg) -> None:
         with self.decided:
             self.decisions += 1
             self.decided.notify_all()
@@ -125,6 +131,8 @@ class ReplayNode(GuardedNode):
                         self.counts["decision_timeouts"] += 1
                         self.get_logger().warning(f"no decision within {self.timeout:g} s about frame "
                                                   f"{self.counts['frames']}")
+            elif m.topic == self.truth:
+                self.pubs[m.topic].publish(self._truth(m.data))
             else:
                 self.pubs[m.topic].publish(m.data)
             settle = m.topic not in self.images
@@ -134,6 +142,22 @@ class ReplayNode(GuardedNode):
                                f"messages from {self.path} in {seconds:.1f} s"
                                + (f"; {self.decisions} decisions, {self.counts['decision_timeouts']} timeouts"
                                   if self.fast else ""))
+
+
+    def _truth(self, data: bytes):
+        """A recorded ground truth (String: JSON {label, frame, stamp} or a bare label) as a GroundTruth message."""
+        text = deserialize_message(data, String).data
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = {"label": text}
+        if not isinstance(body, dict):
+            body = {"label": str(body)}
+        out = messages.GroundTruth(label=str(body.get("label", "")), frame=max(0, int(body.get("frame", 0) or 0)))
+        stamp = body.get("stamp")
+        if isinstance(stamp, dict):
+            out.header.stamp = Time(sec=int(stamp.get("sec", 0)), nanosec=int(stamp.get("nanosec", 0)))
+        return out
 
 
 def main(args=None) -> int:

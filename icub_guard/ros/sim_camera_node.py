@@ -1,7 +1,7 @@
 """sim_camera_node: a camera for robots that are not there — pybullet, an image folder or a video.
 
 Publishes   image (sensor_msgs/Image, rgb8) at `rate` Hz, roi (sensor_msgs/RegionOfInterest),
-            ground_truth (std_msgs/String, JSON {"stamp", "label", "frame"}) for oracle teachers
+            ground_truth (icub_guard_msgs/GroundTruth: the label and frame number) for oracle teachers
 The object in view changes every `switch_period` seconds (sim: a seeded random object;
 folder: the next class; video: ground truth is the file name).
 """
@@ -14,11 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 from sensor_msgs.msg import Image, RegionOfInterest
-from std_msgs.msg import String
 
 from ..sim.datasets import IMAGE_SUFFIXES, SPLIT_STREAMS
 from ..sim.world import TabletopSim, simworld_objects
-from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
+from . import messages
+from .common import EVENT_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, run_node
 from .convert import rgb_to_image
 
 
@@ -39,7 +39,7 @@ class SimCameraNode(GuardedNode):
         self.add_post_set_parameters_callback(self.apply_params)  # ranges are checked on-set by the descriptors
         self.pub_img = self.create_publisher(Image, "image", FRAME_QOS)
         self.pub_roi = self.create_publisher(RegionOfInterest, "roi", EVENT_QOS)
-        self.pub_gt = self.create_publisher(String, "ground_truth", EVENT_QOS)
+        self.pub_gt = self.create_publisher(messages.GroundTruth, "ground_truth", EVENT_QOS)
         self.rng = np.random.default_rng(self.seed)
         self.n = 0
         self.obj = 0
@@ -103,8 +103,8 @@ class SimCameraNode(GuardedNode):
         stamp = self.get_clock().now().to_msg()
         if roi is not None:
             self.pub_roi.publish(RegionOfInterest(x_offset=roi[0], y_offset=roi[1], width=roi[2], height=roi[3]))
-        self.pub_gt.publish(json_msg({"stamp": {"sec": stamp.sec, "nanosec": stamp.nanosec}, "label": label,
-                                      "frame": self.n}))
+        self.pub_gt.publish(messages.GroundTruth(header=messages.header_of(stamp, self.frame_id), label=label,
+                                                frame=self.n))
         self.pub_img.publish(rgb_to_image(rgb, stamp, self.frame_id))
         self.n += 1
         self.obj_frames += 1

@@ -1,9 +1,10 @@
 """teacher_node: answers the guard's questions — an oracle, a person, or a liar.
 
-Subscribes  teacher/query (String, JSON icub_guard/query@1), decision (String, JSON icub_guard/decision@1),
-            ground_truth (String, JSON from sim_camera_node; oracle and malicious modes)
-Publishes   teacher/feedback (String, JSON {"query_id"|"decision_id": n, "label": s, "teacher": name}),
-            /diagnostics
+Subscribes  teacher/query (icub_guard_msgs/Query), decision (icub_guard_msgs/Decision),
+            ground_truth (icub_guard_msgs/GroundTruth from sim_camera_node; oracle and malicious modes)
+Calls       <guard>/teach (icub_guard_msgs/Teach) with every label; the outcomes (learned, held, refused, ...)
+            are counted in /diagnostics as `outcome.<outcome>`
+Publishes   /diagnostics
 
 Every label carries the `name` parameter as its `teacher`, so the guard can weigh, contain and undo
 each teacher. A `confirm` question (a label the guard holds and asks back) is answered only when it
@@ -25,15 +26,15 @@ import sys
 import threading
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from std_msgs.msg import String
+from icub_guard_msgs.srv import Teach
 
-from ..core import jsonio
 from ..core.errors import InputError
 from ..core.rules import Reason
 from ..core.validation import check_teacher
 from ..sim.teachers import make_teacher
 from ..sim.truth import GroundTruth
-from .common import EVENT_QOS, FEEDBACK_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
+from . import common, messages
+from .common import EVENT_QOS, GuardedNode, Parameters, exit_process, run_node
 
 MODES = ("oracle", "interactive", "malicious", "strategic")
 
@@ -52,64 +53,66 @@ class TeacherNode(GuardedNode):
         self.name = check_teacher(name)  # a bad name is a start-up error
         self.policy = make_teacher("oracle" if self.mode == "interactive" else self.mode, correct, flip, seed,
                                    self.name)
+        guard = p("guard", "the guard node whose teach service gets the labels", read_only=True).rstrip("/")
         self.truth = GroundTruth()
-        self.pub = self.create_publisher(String, "teacher/feedback", FEEDBACK_QOS)
-        self.create_subscription(String, "teacher/query", self.on_query, EVENT_QOS)
-        self.create_subscription(String, "ground_truth", self.on_truth, EVENT_QOS)
+        self.teach = self.create_client(Teach, f"{guard}/teach", qos_profile=common.CLIENT_QOS)
+        self.create_subscription(messages.Query, "teacher/query", self.on_query, EVENT_QOS)
+        self.create_subscription(messages.GroundTruth, "ground_truth", self.on_truth, EVENT_QOS)
         if self.mode != "interactive":
-            self.create_subscription(String, "decision", self.on_decision, EVENT_QOS)
+            self.create_subscription(messages.Decision, "decision", self.on_decision, EVENT_QOS)
         self.console_lock = threading.Lock()
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
         self.create_health_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(f"teacher ready ({self.mode})")
 
-    def on_truth(self, msg: String) -> None:
+    def on_truth(self, msg) -> None:
         try:
-            body = jsonio.loads(msg.data)
-            label = jsonio.get(body, "label", str)
-            self.truth.add(jsonio.get(body, "stamp", dict), label)
+            self.truth.add(messages.stamp_of(msg.header), msg.label)
         except InputError as exc:
             self.reject_input("ground_truth", exc)
             return
-        self.policy.observe_label(label)
+        self.policy.observe_label(msg.label)
 
-    def on_query(self, msg: String) -> None:
-        try:
-            q = jsonio.loads(msg.data)
-            qid = jsonio.get(q, "query_id", int)
-            ask = jsonio.get(q, "ask", (str, type(None)), required=False)
-            if ask is not None and ask != self.name:
-                return  # a confirm question for another teacher
-            truth = None if self.mode == "interactive" else self.truth.get(jsonio.get(q, "stamp", dict))
-            top = [(str(t[0]), float(t[1])) for t in q.get("top") or []
-                   if isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and isinstance(t[1], int | float)]
-        except InputError as exc:
-            self.reject_input("query", exc)
-            return
+    def on_query(self, msg) -> None:
+        if msg.ask and msg.ask != self.name:
+            return  # a confirm question for another teacher
+        q = messages.query_body(msg)
         if self.mode == "interactive":
             threading.Thread(target=self._ask_person, args=(q,), daemon=True).start()
             return
-        label = self.policy.answer(truth, top)
+        top = [(c, s) for c, s in q["top"] if s is not None]
+        label = self.policy.answer(self.truth.get(q["stamp"]), top)
         if label is None:
-            self.get_logger().warning(f"no ground truth for query {qid}; not answered", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"no ground truth for query {msg.query_id}; not answered",
+                                      throttle_duration_sec=2.0)
             return
         self.health.counts["answers"] += 1
-        self.pub.publish(json_msg({"query_id": qid, "label": label, "teacher": self.name}))
+        self._send(Teach.Request(query_id=msg.query_id, label=label, teacher=self.name))
 
-    def on_decision(self, msg: String) -> None:
-        try:
-            d = jsonio.loads(msg.data)
-            did, label = jsonio.get(d, "id", int), jsonio.get(d, "label", str)
-            accepted = jsonio.get(d, "accepted", bool)
-            asked = jsonio.get(d, "query_id", (int, type(None)), required=False) is not None
-            truth = self.truth.get(jsonio.get(d, "stamp", dict))
-        except InputError as exc:
-            self.reject_input("decision", exc)
-            return
-        correction = self.policy.review(accepted, label, truth, asked=asked)
+    def on_decision(self, msg) -> None:
+        correction = self.policy.review(msg.accepted, msg.label, self.truth.get(messages.stamp_of(msg.header)),
+                                        asked=msg.query_id != 0)
         if correction is not None:
             self.health.counts["corrections"] += 1
-            self.pub.publish(json_msg({"decision_id": did, "label": correction, "teacher": self.name}))
+            self._send(Teach.Request(decision_id=msg.id, label=correction, teacher=self.name))
+
+    def _send(self, request) -> None:
+        """A label to the guard's teach service; its outcome is counted when the answer comes."""
+        if not self.teach.service_is_ready():
+            self.health.counts["guard_unavailable"] += 1
+            self.get_logger().warning(f"{self.teach.srv_name} is not available; label not sent",
+                                      throttle_duration_sec=2.0)
+            return
+        self.teach.call_async(request).add_done_callback(self._taught)
+
+    def _taught(self, future) -> None:
+        res = future.result()
+        if res is None:
+            return
+        self.health.counts[f"outcome.{res.outcome}"] += 1
+        if self.mode == "interactive":
+            with self.console_lock:
+                print(f"  -> {res.outcome}: {res.reason}")
 
     def publish_diagnostics(self) -> None:
         self.pub_diag.publish(self.diagnostics("teacher", self.mode, DiagnosticStatus.OK, self.mode,
@@ -131,7 +134,7 @@ class TeacherNode(GuardedNode):
             except EOFError:
                 return
         if text:
-            self.pub.publish(json_msg({"query_id": int(q["query_id"]), "label": text, "teacher": self.name}))
+            self._send(Teach.Request(query_id=int(q["query_id"]), label=text, teacher=self.name))
 
 
 def main(args=None) -> int:

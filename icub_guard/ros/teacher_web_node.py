@@ -1,13 +1,14 @@
 """teacher_web_node: the teacher page — the robot's view, its questions and its learning, in a browser.
 
 Subscribes  debug_image (Image: the camera view with the guard's decision drawn on it; only while a page is
-            open, so the guard draws nothing for nobody), decision, teacher/query
-            (String, JSON), teacher/query_image (Image: the crop a question is about), teacher/feedback (every
-            teacher's labels, for the page's history), /diagnostics (the guard's learning state and counts)
-Publishes   teacher/feedback (String, JSON {"query_id"|"decision_id": n, "label": s, "teacher": name}),
-            /diagnostics (pages connected, labels sent, refused requests)
-Calls       <guard>/set_learning (SetBool), <guard>/save_model (Trigger), <guard>/forget (AddDiagnostics: a
-            taught label the page says was wrong is forgotten before its correction is sent)
+            open, so the guard draws nothing for nobody), decision (icub_guard_msgs/Decision), teacher/query
+            (icub_guard_msgs/Query), teacher/query_image (Image: the crop a question is about), teacher/labels
+            (icub_guard_msgs/Label: every teacher's labels, for the history), /diagnostics (the guard's learning
+            state and counts)
+Publishes   /diagnostics (pages connected, labels sent, refused requests)
+Calls       <guard>/teach (icub_guard_msgs/Teach: each label; the page shows what became of it),
+            <guard>/set_learning (SetBool), <guard>/save_model (Trigger), <guard>/forget (icub_guard_msgs/Forget:
+            a taught label the page says was wrong is forgotten before its correction is sent)
 
 Serves the page (`icub_guard/web`) on http://host:port/ — 127.0.0.1 by default; bound anywhere else it
 requires an access token, generated and logged at start unless the `token` parameter sets one. The
@@ -24,17 +25,16 @@ import time
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from diagnostic_msgs.srv import AddDiagnostics
+from icub_guard_msgs.srv import Forget, Teach
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from ..core import jsonio
 from ..core.errors import InputError
 from ..core.validation import check_teacher
 from ..web.hub import TeacherHub
 from ..web.server import ServerConfig, ServerThread, TeacherPage
-from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, json_msg, run_node
+from . import messages
+from .common import CLIENT_QOS, EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode, Parameters, exit_process, run_node
 from .convert import image_to_rgb
 
 
@@ -69,16 +69,16 @@ class TeacherWebNode(GuardedNode):
         self.url = cfg.url(port)
         self.last_frame = 0.0
 
-        self.pub = self.create_publisher(String, "teacher/feedback", FEEDBACK_QOS)
+        self.teach_client = self.create_client(Teach, f"{guard}/teach", qos_profile=CLIENT_QOS)
         self.learning_client = self.create_client(SetBool, f"{guard}/set_learning")
         self.save_client = self.create_client(Trigger, f"{guard}/save_model")
-        self.forget_client = self.create_client(AddDiagnostics, f"{guard}/forget")
+        self.forget_client = self.create_client(Forget, f"{guard}/forget")
         self.frames_sub = None  # debug_image is subscribed only while a page is open: no page, no cost to the guard
         self.create_timer(0.5, self.watch_pages)
-        self.create_subscription(String, "decision", self.on_decision, EVENT_QOS)
-        self.create_subscription(String, "teacher/query", self.on_query, EVENT_QOS)
+        self.create_subscription(messages.Decision, "decision", self.on_decision, EVENT_QOS)
+        self.create_subscription(messages.Query, "teacher/query", self.on_query, EVENT_QOS)
         self.create_subscription(Image, "teacher/query_image", self.on_query_image, EVENT_QOS)
-        self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS)
+        self.create_subscription(messages.Label, "teacher/labels", self.on_label, FEEDBACK_QOS)
         self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, EVENT_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", EVENT_QOS)
         self.create_health_timer(1.0, self.publish_diagnostics)
@@ -126,29 +126,15 @@ class TeacherWebNode(GuardedNode):
         self.health.frame(1e3 * (time.monotonic() - now))
         self.server.call(self.hub.on_frame, jpeg)
 
-    def _json(self, where: str, msg: String) -> dict | None:
-        try:
-            body = jsonio.loads(msg.data)
-            if not isinstance(body, dict):
-                raise InputError("not a JSON object")
-            return body
-        except InputError as exc:
-            self.reject_input(where, exc)
-            return None
+    def on_decision(self, msg) -> None:
+        self.server.call(self.hub.on_decision, messages.decision_body(msg))
 
-    def on_decision(self, msg: String) -> None:
-        d = self._json("decision", msg)
-        if d is not None:
-            self.server.call(self.hub.on_decision, d)
+    def on_query(self, msg) -> None:
+        self.server.call(self.hub.on_query, messages.query_body(msg))
 
-    def on_query(self, msg: String) -> None:
-        q = self._json("query", msg)
-        if q is None:
-            return
-        if not isinstance(q.get("query_id"), int):
-            self.reject_input("query", InputError("no whole-number query_id"))
-            return
-        self.server.call(self.hub.on_query, q)
+    def on_label(self, msg) -> None:
+        """Any teacher's label, as the guard settled it: the question it answered closes, the history shows it."""
+        self.server.call(self.hub.on_feedback, messages.label_body(msg))
 
     def on_query_image(self, msg: Image) -> None:
         try:
@@ -159,34 +145,33 @@ class TeacherWebNode(GuardedNode):
         stamp = {"sec": int(msg.header.stamp.sec), "nanosec": int(msg.header.stamp.nanosec)}
         self.server.call(self.hub.on_crop, stamp, url)
 
-    def on_feedback(self, msg: String) -> None:
-        try:
-            fb = jsonio.loads(msg.data)
-        except InputError:
-            fb = None  # a plain-string label (or junk): nothing the page can attribute to a question
-        if isinstance(fb, dict):
-            self.server.call(self.hub.on_feedback, fb)
-
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         for st in msg.status:
             if st.name == self.guard_status:
                 self.server.call(self.hub.on_status, {kv.key: kv.value for kv in st.values})
 
     # ------------------------------------------------ the page's requests (server thread)
-    def send_feedback(self, body: dict) -> None:
-        self.pub.publish(json_msg(body))
+    async def teach(self, body: dict) -> tuple[bool, str]:
+        """A label to the guard's teach service: (learned or held, what became of it and why)."""
+        req = Teach.Request(query_id=body.get("query_id") or 0, decision_id=body.get("decision_id") or 0,
+                            label=body["label"], teacher=body.get("teacher") or "")
+        res = await self._call(self.teach_client, req)
+        if isinstance(res, tuple):
+            return res
+        return res.outcome in ("learned", "held"), f"{res.outcome}: {res.reason}"
 
     async def set_learning(self, on: bool) -> tuple[bool, str]:
-        return await self._call(self.learning_client, SetBool.Request(data=bool(on)))
+        return _answer(await self._call(self.learning_client, SetBool.Request(data=bool(on))))
 
     async def save(self) -> tuple[bool, str]:
-        return await self._call(self.save_client, Trigger.Request())
+        return _answer(await self._call(self.save_client, Trigger.Request()))
 
     async def forget(self, decision_id: int) -> tuple[bool, str]:
-        return await self._call(self.forget_client, AddDiagnostics.Request(load_namespace=str(int(decision_id))))
+        return _answer(await self._call(self.forget_client, Forget.Request(decision_id=int(decision_id))))
 
-    async def _call(self, client, request) -> tuple[bool, str]:
-        """A guard service, awaited in the server's loop (the response arrives on ROS's executor thread)."""
+    async def _call(self, client, request):
+        """A guard service, awaited in the server's loop (the response arrives on ROS's executor thread);
+        (False, why) when it is not there or did not answer in time."""
         if not client.service_is_ready():
             return False, f"{client.srv_name} is not available: is the guard running?"
         loop = asyncio.get_running_loop()
@@ -200,12 +185,16 @@ class TeacherWebNode(GuardedNode):
             res = await asyncio.wait_for(done, self.service_timeout)
         except TimeoutError:
             return False, f"{client.srv_name} did not answer within {self.service_timeout:g} s"
-        return bool(res.success), str(res.message)
+        return res
 
     def publish_diagnostics(self) -> None:
         address = self.url.split("?")[0]  # never the token
         self.pub_diag.publish(self.diagnostics("page", address, DiagnosticStatus.OK, address,
                                                {"pages": len(self.hub.clients), **self.page.stats}))
+
+
+def _answer(res) -> tuple[bool, str]:
+    return res if isinstance(res, tuple) else (bool(res.success), str(res.message))
 
 
 def main(args=None) -> int:

@@ -1,7 +1,8 @@
 """demo_watcher: scores the guard's decisions against the simulator's ground truth, per phase.
 
-A thin adapter: messages are parsed with the bounded JSON reader, the truth is a
-`GroundTruth`, and the scoring is `Tally`, the same rule the in-process demo uses.
+A thin adapter: the typed messages (`ros.messages`) in, the truth is a `GroundTruth`, and the
+scoring is `Tally`, the same rule the in-process demo uses. The teacher's answers are the labels the
+guard announces on `teacher/labels` (they go to its teach service).
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from collections import deque
 
 import rclpy
 from rclpy.node import Node
-from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
-from ..core import jsonio
 from ..core.errors import InputError
 from ..sim.truth import GroundTruth, Tally
-from .common import EVENT_QOS
+from . import messages
+from .common import EVENT_QOS, FEEDBACK_QOS
 
 
 class Watcher(Node):
@@ -30,48 +30,37 @@ class Watcher(Node):
         self.latency: deque[float] = deque(maxlen=200)
         self.times: deque[float] = deque(maxlen=50)
         self.classes = 0
-        self.create_subscription(String, "/ground_truth", self.on_truth, EVENT_QOS)
-        self.create_subscription(String, "/decision", self.on_decision, EVENT_QOS)
-        self.create_subscription(String, "/teacher/query", lambda m: self._count("queries"), EVENT_QOS)
-        self.create_subscription(String, "/teacher/feedback", lambda m: self._count("answers"), EVENT_QOS)
-        self.create_subscription(String, "/attack/info", self.on_attack, EVENT_QOS)
+        self.create_subscription(messages.GroundTruth, "/ground_truth", self.on_truth, EVENT_QOS)
+        self.create_subscription(messages.Decision, "/decision", self.on_decision, EVENT_QOS)
+        self.create_subscription(messages.Query, "/teacher/query", lambda m: self._count("queries"), EVENT_QOS)
+        self.create_subscription(messages.AttackReport, "/attack/info", self.on_attack, EVENT_QOS)
+        self.create_subscription(messages.Label, "/teacher/labels", lambda m: self._count("answers"), FEEDBACK_QOS)
         self.attack_client = self.create_client(SetBool, "/attack_node/enable")
         self.learning_client = self.create_client(SetBool, "/guard_node/set_learning")
 
     def _count(self, key: str) -> None:
         self.tally[self.phase].counts[key] += 1
 
-    def on_truth(self, msg: String) -> None:
+    def on_truth(self, msg) -> None:
         try:
-            b = jsonio.loads(msg.data)
-            self.truth.add(jsonio.get(b, "stamp", dict), jsonio.get(b, "label", str))
+            self.truth.add(messages.stamp_of(msg.header), msg.label)
         except InputError:
             self._count("bad_messages")
 
-    def on_attack(self, msg: String) -> None:
-        try:
-            self.attacked.add(GroundTruth.key(jsonio.get(jsonio.loads(msg.data), "stamp", dict)))
-        except InputError:
-            self._count("bad_messages")
+    def on_attack(self, msg) -> None:
+        self.attacked.add(GroundTruth.key(messages.stamp_of(msg.header)))
 
-    def on_decision(self, msg: String) -> None:
-        try:
-            d = jsonio.loads(msg.data)
-            stamp = jsonio.get(d, "stamp", dict)
-            truth = self.truth.get(stamp)
-            scores = {k: v for k, v in jsonio.get(d, "scores", dict).items() if isinstance(v, int | float)}
-            accepted, label = jsonio.get(d, "accepted", bool), jsonio.get(d, "label", str)
-            latency = jsonio.get(d, "latency_ms", (int, float))
-        except InputError:
-            self._count("bad_messages")
-            return
+    def on_decision(self, msg) -> None:
+        stamp = messages.stamp_of(msg.header)
+        truth = self.truth.get(stamp)
         if truth is None:
             return
-        self.latency.append(latency)
+        self.latency.append(float(msg.latency_ms))
         self.times.append(time.monotonic())
-        self.classes = max(self.classes, len(d["scores"]))
+        self.classes = max(self.classes, len(msg.class_names))
+        scores = {c: s for c, s in zip(msg.class_names, msg.scores, strict=False) if s == s}  # NaN: no score
         top = max(scores, key=scores.get) if scores else None
-        self.tally[self.phase].add(accepted, label, truth, GroundTruth.key(stamp) in self.attacked, top)
+        self.tally[self.phase].add(bool(msg.accepted), msg.label, truth, GroundTruth.key(stamp) in self.attacked, top)
 
     def call(self, client, value: bool, timeout: float = 10.0) -> bool:
         if not client.wait_for_service(timeout_sec=timeout):

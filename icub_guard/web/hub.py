@@ -59,7 +59,7 @@ class Answer:
     forget: bool = False
 
     def feedback(self) -> dict:
-        """The guard's feedback JSON (`teacher/feedback`)."""
+        """The label as the core's feedback record (sent to the guard's `teach` service)."""
         ref = {"query_id": self.query_id} if self.query_id is not None else {"decision_id": self.decision_id}
         return {**ref, "label": self.label, "teacher": self.teacher}
 
@@ -217,7 +217,7 @@ class TeacherHub:
         return isinstance(last, int) and 0 <= last - decision_id < self.limits.decisions_kept
 
     def on_decision(self, d: dict) -> None:
-        """A guard decision (icub_guard/decision@1): the newest is shown; label changes go to the history."""
+        """A guard decision (the core's record of a Decision): the newest is shown; label changes go to the history."""
         self.decision = d
         scores = d.get("scores")
         if isinstance(scores, dict) and list(scores) != self.classes:
@@ -236,7 +236,7 @@ class TeacherHub:
         self._event({"type": "classes", "classes": self.classes})
 
     def on_query(self, q: dict) -> None:
-        """A question from the guard (icub_guard/query@1); its crop comes on its own topic, matched by stamp."""
+        """A question from the guard (the core's record of a Query); its crop comes on its own topic, by stamp."""
         qid = q.get("query_id")
         if not isinstance(qid, int):
             raise InputError("query without a whole-number query_id")

@@ -91,7 +91,7 @@ class ServerConfig:
 class Robot(Protocol):
     """What the page may ask of the robot (the ROS node implements it)."""
 
-    def send_feedback(self, body: dict) -> None: ...
+    def teach(self, body: dict) -> Awaitable[tuple[bool, str]]: ...
 
     def set_learning(self, on: bool) -> Awaitable[tuple[bool, str]]: ...
 
@@ -224,10 +224,11 @@ class TeacherPage:
                 self.hub.tell(client, {"type": "error", "message": f"not corrected: {text}"})
                 return
             note = f" ({text})"
-        self.robot.send_feedback(cmd.feedback())
-        self.stats["labels_sent"] += 1
+        body = cmd.feedback()
+        ok, text = await self.robot.teach(body)  # the guard's answer: learned, held (asked back) or refused
+        self.stats["labels_sent"] += 1  # its question closes when the guard announces it (`teacher/labels`)
         what = f"question {cmd.query_id}" if cmd.query_id is not None else f"decision {cmd.decision_id}"
-        self.hub.tell(client, {"type": "result", "ok": True, "message": f"sent {cmd.label!r} for {what}{note}"})
+        self.hub.tell(client, {"type": "result", "ok": ok, "message": f"{cmd.label!r} for {what}: {text}{note}"})
 
     async def _send_loop(self, ws: web.WebSocketResponse, client, wake: asyncio.Event) -> None:
         try:

@@ -1,0 +1,162 @@
+"""The package's own interfaces (`icub_guard_msgs`) and the core's plain records, both ways.
+
+The core names every field of a decision and of a question once (`TeachingSession.decision_payload`,
+`query_payload`: plain dicts, no ROS); these functions only move them into the typed messages the nodes
+publish, and back into the same dicts for whoever reads them (the teacher page's hub, the demo's watcher,
+the teacher node). A missing number (the one-class state's score, no certified radius) is NaN in a
+message and None in a dict; an id of 0 in a message is "none".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from icub_guard_msgs.msg import (
+    AttackReport,
+    ClassList,
+    Decision,
+    DecisionArray,
+    GroundTruth,
+    Label,
+    Query,
+    Region,
+    RegionArray,
+)
+from sensor_msgs.msg import RegionOfInterest
+from std_msgs.msg import Header
+
+__all__ = ["AttackReport", "ClassList", "Decision", "DecisionArray", "GroundTruth", "Label", "Query", "Region",
+           "RegionArray",
+           "attack_report",
+           "class_list", "decision_body", "decision_msg", "header_of", "query_body", "query_msg", "stamp_of",
+           "teach_fields"]
+
+NAN = float("nan")
+
+
+def _num(v: Any) -> float:
+    return NAN if v is None else float(v)
+
+
+def _opt(v: float) -> float | None:
+    return None if math.isnan(v) else float(v)
+
+
+def stamp_of(header: Header) -> dict[str, int]:
+    """A header's stamp as the core's key {"sec", "nanosec"} (`sim.truth.GroundTruth`, the page's crops)."""
+    return {"sec": int(header.stamp.sec), "nanosec": int(header.stamp.nanosec)}
+
+
+def header_of(stamp, frame_id: str = "") -> Header:
+    """A header carrying a frame's stamp (a `builtin_interfaces/Time`) and frame id into an output."""
+    return Header(stamp=stamp, frame_id=frame_id)
+
+
+def _roi(box) -> RegionOfInterest:
+    x, y, w, h = (int(v) for v in box)
+    return RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
+
+
+def decision_msg(body: dict[str, Any], header: Header) -> Decision:
+    """The core's decision record (`Guard.decision_payload`) as a `Decision` stamped like its frame."""
+    scores, thresholds, stages = body.get("scores") or {}, body.get("thresholds") or {}, body.get("stages") or {}
+    names = list(scores) or list(thresholds)
+    m = Decision(header=header, id=int(body["id"]), query_id=int(body.get("query_id") or 0),
+                 roi_source=str(body.get("roi_source", "")), region_id=str(body.get("region_id", "")),
+                 label=str(body["label"]),
+                 accepted=bool(body["accepted"]), reason=str(body["reason"]), class_names=names,
+                 scores=[_num(scores.get(c)) for c in names], thresholds=[_num(thresholds.get(c)) for c in names],
+                 margin=_num(body.get("margin")), stage_names=[str(k) for k in stages],
+                 stage_scores=[_num(v) for v in stages.values()],
+                 certified_radius=_num(body.get("certified_radius")), notes=[str(n) for n in body.get("notes", ())],
+                 latency_ms=float(body.get("latency_ms", 0.0)))
+    if body.get("roi") is not None:
+        m.roi = _roi(body["roi"])
+    return m
+
+
+def decision_body(m: Decision) -> dict[str, Any]:
+    """A `Decision` as the core's record (what the teacher page and the watcher read)."""
+    r = m.roi
+    return {"id": int(m.id), "stamp": stamp_of(m.header), "frame_id": m.header.frame_id,
+            "roi": [int(r.x_offset), int(r.y_offset), int(r.width), int(r.height)], "roi_source": m.roi_source,
+            "region_id": m.region_id,
+            "label": m.label, "accepted": bool(m.accepted), "reason": m.reason,
+            "scores": {c: _opt(s) for c, s in zip(m.class_names, m.scores, strict=False)},
+            "thresholds": {c: t for c, t in zip(m.class_names, m.thresholds, strict=False) if not math.isnan(t)},
+            "margin": _opt(m.margin), "stages": dict(zip(m.stage_names, map(_opt, m.stage_scores), strict=False)),
+            "certified_radius": _opt(m.certified_radius), "notes": list(m.notes),
+            "latency_ms": float(m.latency_ms), "query_id": int(m.query_id) or None}
+
+
+def query_msg(body: dict[str, Any], header: Header) -> Query:
+    """The core's question record (`Guard.query_payload`) as a `Query` stamped like the frame it is about."""
+    top = body.get("top") or []
+    return Query(header=header, query_id=int(body["query_id"]), decision_id=int(body.get("decision_id") or 0),
+                 reason=str(body["reason"]), top_classes=[str(c) for c, _ in top],
+                 top_scores=[_num(s) for _, s in top], known_classes=[str(c) for c in body.get("known_classes", ())],
+                 label=str(body.get("label") or ""), teacher=str(body.get("teacher") or ""),
+                 ask=str(body.get("ask") or ""))
+
+
+def query_body(m: Query) -> dict[str, Any]:
+    """A `Query` as the core's record; the confirm fields only on a confirm question (`ask` None: anyone)."""
+    body: dict[str, Any] = {"query_id": int(m.query_id), "decision_id": int(m.decision_id) or None,
+                            "stamp": stamp_of(m.header), "reason": m.reason,
+                            "top": [[c, _opt(s)] for c, s in zip(m.top_classes, m.top_scores, strict=False)],
+                            "known_classes": list(m.known_classes)}
+    if m.reason == "confirm":
+        body.update(label=m.label or None, teacher=m.teacher or None, ask=m.ask or None)
+    return body
+
+
+def class_list(classes: list[str], thresholds: dict[str, float], examples: int, header: Header) -> ClassList:
+    """The classes known and their thresholds (NaN: no reject threshold, e.g. a classifier without one)."""
+    return ClassList(header=header, class_names=list(classes),
+                     thresholds=[_num(thresholds.get(c)) for c in classes], examples=int(examples))
+
+
+def attack_report(info: dict[str, Any], counts: dict[str, int], header: Header) -> AttackReport:
+    """The attack node's record of one attacked frame (`AttackNode.perturb`) as an `AttackReport`."""
+    norms = info.get("norms") or {}
+    return AttackReport(header=header, attack=str(info["attack"]), eps=float(info["eps"]), norm=str(info["norm"]),
+                        target=str(info.get("target") or ""), reject_aware=bool(info["reject_aware"]),
+                        box=_roi(info["box"]), label_before=str(info["label_before"]),
+                        label_after=str(info["label_after"]), accepted_after=bool(info["accepted_after"]),
+                        fooled_own_copy=bool(info["fooled_own_copy"]),
+                        success_before_rounding=bool(info["success_before_rounding"]),
+                        norm_names=[str(k) for k in norms], norm_values=[float(v) for v in norms.values()],
+                        gradient_evals=int(info.get("gradient_evals") or 0), time_ms=float(info.get("time_ms", 0.0)),
+                        frames=int(counts.get("frames", 0)), attacked=int(counts.get("attacked", 0)),
+                        fooled=int(counts.get("fooled_own_copy", 0)))
+
+
+#: Outcome.action → the Teach/Confirm response's `outcome`
+OUTCOMES = {"learned": "learned", "quarantined": "held", "refused": "refused"}
+
+
+def label_msg(outcome, header: Header) -> Label:
+    """What became of a label, for every teacher to see (`teacher/labels`)."""
+    return Label(header=header, label=outcome.label, teacher=outcome.teacher,
+                 outcome=OUTCOMES.get(outcome.action, outcome.action), reason=outcome.describe(),
+                 target=outcome.target or "", decision_id=int(outcome.decision_id or 0),
+                 query_id=int(outcome.answered or 0))
+
+
+def label_body(m: Label) -> dict[str, Any]:
+    """A `Label` as the core's feedback record (what the teacher page's history reads)."""
+    return {"label": m.label, "teacher": m.teacher, "query_id": int(m.query_id) or None,
+            "decision_id": int(m.decision_id) or None, "outcome": m.outcome}
+
+
+def teach_fields(resp, outcome, journal_seq: int | None) -> Any:
+    """Fill a Teach or Confirm response from the core's `Outcome` (what became of the label, and why)."""
+    resp.outcome = OUTCOMES.get(outcome.action, outcome.action)
+    resp.reason = outcome.describe()
+    resp.decision_id = int(outcome.decision_id or 0)
+    resp.query_id = int(outcome.query.query_id) if outcome.query is not None else 0
+    resp.journal_seq = int(journal_seq or 0) if outcome.action == "learned" else 0
+    if hasattr(resp, "target"):  # Teach: what the label answered (a plain label: what the guard took it for)
+        resp.target = outcome.target or ""
+    return resp

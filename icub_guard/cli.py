@@ -276,6 +276,7 @@ def cmd_evaluate_openset(args) -> int:
     from .evaluation.openset import (
         OpensetConfig,
         backbone_choices,
+        merge_into,
         openset_markdown,
         run_openset_evaluation,
         write_openset_report,
@@ -289,6 +290,9 @@ def cmd_evaluate_openset(args) -> int:
     steps = 1 + 5 * len(choices)
     result = with_progress(args, steps, "evaluate-openset", "step",
                            lambda progress: run_openset_evaluation(cfg, choices, progress))
+    previous = Path(args.out) / "results.json"
+    if args.add and previous.is_file():
+        result = merge_into(result, json.loads(previous.read_text()))
     files = write_openset_report(result, args.out)
     print()
     print(openset_markdown(result))
@@ -423,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     eo.add_argument("--seed", type=int, default=0)
     eo.add_argument("--device", default="auto")
     eo.add_argument("--out", default="runs/evaluate-openset")
+    eo.add_argument("--add", action="store_true", help="add these columns to --out's earlier report (same settings)")
     eo.set_defaults(func=cmd_evaluate_openset)
 
     pt = sub.add_parser("pretrain", help="train SimNet, the project's own backbone, on renders of procedural shapes")

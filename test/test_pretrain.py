@@ -54,7 +54,7 @@ def test_renders_are_seeded_and_use_no_simworld_mesh():
 
 
 def test_tiny_training_learns_features_that_separate_unseen_frames(tiny_run):
-    cfg, res, work = tiny_run
+    cfg, res, _ = tiny_run
     losses = [h["loss"] for h in res.history]
     assert len(losses) == cfg.epochs and losses[-1] < 0.8 * losses[0]
     state = torch.load(res.out, map_location="cpu", weights_only=True)

@@ -344,6 +344,21 @@ def run_openset_evaluation(cfg: OpensetConfig, choices: list[BackboneChoice],
     return res
 
 
+def merge_into(res: OpensetResult, previous: dict) -> OpensetResult:
+    """`res` with the columns of an earlier run (its results.json) before its own: one report, run in parts.
+
+    Refused unless the earlier run had the same settings (its numbers would not be comparable)."""
+    same = {k: v for k, v in res.config.items() if k != "backbones"}
+    before = {k: v for k, v in previous.get("config", {}).items() if k != "backbones"}
+    if json.loads(json.dumps(same)) != before:
+        raise InputError("the earlier results.json was made with other settings; its columns cannot share a report")
+    merged = OpensetResult(res.config, dict(previous["backbones"]), dict(previous.get("timing", {})))
+    merged.backbones.update(res.backbones)
+    merged.config["backbones"] = list(merged.backbones)
+    merged.timing["total_s"] = merged.timing.get("total_s", 0.0) + res.timing["total_s"]
+    return merged
+
+
 # ------------------------------------------------------------------ report
 def openset_markdown(res: OpensetResult) -> str:
     """The report's tables: AUROC / FPR@95 per score and OOD set, one block per backbone, then the columns side by

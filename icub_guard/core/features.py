@@ -28,7 +28,7 @@ BACKBONES = {"alexnet": 4096, "vgg16": 4096, "resnet18": 512, "resnet50": 2048, 
 #: The backbone the project trains itself (`icub-guard pretrain`; docs/models.md has the command that made it).
 SIMWORLD_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "simworld_backbone.pt"
 #: SHA-256 of that file: a damaged or replaced file is refused, not loaded.
-SIMWORLD_SHA256 = "to-be-filled"
+SIMWORLD_SHA256 = "32ff62b6ca8d071b2dd5b6f9af90d22da41aae563f46c34f2afd27ba8e7dcee9"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -13,9 +13,11 @@ from icub_guard.evaluation.openset import (
     NEAR,
     SCORES,
     OpensetConfig,
+    OpensetResult,
     auroc_fpr95,
     backbone_choices,
     far_ood,
+    merge_into,
     run_openset_evaluation,
     write_openset_report,
 )
@@ -66,3 +68,13 @@ def test_tiny_openset_evaluation_reports_every_score_set_and_budget(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "| reject |" in md and "untaught still rejected" in md and (tmp_path / "roc.png").stat().st_size > 0
     assert files["markdown"] == "report.md"
+
+
+def test_columns_from_an_earlier_run_join_only_with_the_same_settings():
+    cfg = {"seed": 0, "n_test": 4, "backbones": ["a"]}
+    earlier = OpensetResult(dict(cfg), {"a": {"x": 1}}, {"total_s": 2.0}).to_json()
+    merged = merge_into(OpensetResult(cfg | {"backbones": ["b"]}, {"b": {"x": 2}}, {"total_s": 3.0}), earlier)
+    assert list(merged.backbones) == ["a", "b"] and merged.config["backbones"] == ["a", "b"]
+    assert merged.timing["total_s"] == 5.0
+    with pytest.raises(InputError, match="other settings"):
+        merge_into(OpensetResult(cfg | {"n_test": 5}, {"b": {}}, {"total_s": 1.0}), earlier)

@@ -12,7 +12,7 @@ import torch
 from icub_guard.core import features
 from icub_guard.core.errors import InputError, WeightsUnavailableError
 from icub_guard.core.features import BackboneSpec, FeatureExtractor, build_extractor
-from icub_guard.core.simnet import FEATURE_DIM, simnet_trunk
+from icub_guard.core.smallnet import FEATURE_DIM, simnet_trunk
 from icub_guard.pretrain.shapes import render_dataset, shape_classes
 from icub_guard.pretrain.train import PretrainConfig, normalise, pretrain
 from icub_guard.sim.world import OBJECT_KINDS

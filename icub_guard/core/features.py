@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torchvision
 
 from .errors import InputError, WeightsUnavailableError
-from .simnet import FEATURE_DIM, INPUT_SIZE, simnet_trunk
+from .smallnet import FEATURE_DIM, INPUT_SIZE, simnet_trunk
 
 log = logging.getLogger(__name__)
 

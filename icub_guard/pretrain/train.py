@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..core.errors import InputError
 from ..core.features import IMAGENET_MEAN, IMAGENET_STD
-from ..core.simnet import FEATURE_DIM, WIDTHS, SimNetTrainer
+from ..core.smallnet import FEATURE_DIM, WIDTHS, SimNetTrainer
 from .shapes import PALETTE, render_dataset
 
 log = logging.getLogger(__name__)

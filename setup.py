@@ -16,7 +16,7 @@ setup(
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml")),
     ],
-    package_data={"icub_guard.web": ["static/*"]},
+    package_data={"icub_guard.web": ["static/*"], "icub_guard.models": ["*.pt"]},
     python_requires=">=3.11",
     # On a ROS install rclpy and the messages come from ROS itself (package.xml);
     # without one, `pip install .[ros]` brings the PyPI builds.

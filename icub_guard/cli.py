@@ -9,6 +9,8 @@
   icub-guard record     write a simulated camera session (frames, regions, ground truth) to an MCAP recording
   icub-guard replay     publish a recording into a running ROS graph (its own pace, or as fast as the guard)
   icub-guard sweep      run / status / report a declarative sweep of evaluations on Ray
+  icub-guard evaluate-openset   taught vs untaught, look-alike and far-OOD crops: AUROC per score, attacked
+  icub-guard pretrain   train the project's own backbone (SimNet) on renders of procedural shapes
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tqdm import tqdm
 
 from .core import Recognizer, RecognizerConfig
 from .core.errors import GuardError
-from .core.features import BACKBONES, FeatureExtractor, build_extractor
+from .core.features import BACKBONES, FeatureExtractor, build_extractor, default_input_size
 from .core.svm import CLASSIFIERS
 from .sim.datasets import DATASET_HELP, load_dataset
 from .topology import argument_choices
@@ -36,8 +38,10 @@ log = logging.getLogger("icub_guard")
 def add_backbone_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default="alexnet", choices=sorted(BACKBONES))
     p.add_argument("--weights", default="auto",
-                   help="imagenet | random | PATH to a checkpoint | auto (imagenet if available, else random)")
-    p.add_argument("--input-size", type=int, default=224, help="network input size in pixels")
+                   help="imagenet | simworld (SimNet's shipped weights, backbone simnet) | random | PATH to a "
+                        "checkpoint | auto (imagenet if available, else random; simnet: simworld)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="network input size in pixels (default: the backbone's own: 224, simnet 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
@@ -378,6 +382,53 @@ def cmd_sweep_report(args) -> int:
     return 0
 
 
+def cmd_evaluate_openset(args) -> int:
+    from .evaluation.openset import (
+        OpensetConfig,
+        backbone_choices,
+        merge_into,
+        openset_markdown,
+        run_openset_evaluation,
+        write_openset_report,
+    )
+
+    cfg = OpensetConfig(taught=tuple(args.taught), n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
+                        n_far=args.n_far, n_adv=args.n_adv, d_max=tuple(args.d_max), fmn_steps=args.fmn_steps,
+                        recognition_train=args.recognition_train, recognition_test=args.recognition_test,
+                        analysis_n=args.analysis_n, seed=args.seed, device=args.device)
+    choices = backbone_choices(args.weights, args.backbone, args.input_size)
+    steps = 1 + 5 * len(choices)
+    result = with_progress(args, steps, "evaluate-openset", "step",
+                           lambda progress: run_openset_evaluation(cfg, choices, progress))
+    previous = Path(args.out) / "results.json"
+    if args.add and previous.is_file():
+        result = merge_into(result, json.loads(previous.read_text()))
+    files = write_openset_report(result, args.out)
+    print()
+    print(openset_markdown(result))
+    print(f"wrote {args.out}/: {', '.join(files.values())} in {result.timing['total_s']:.0f} s")
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from .pretrain.train import PretrainConfig, pretrain
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cfg = PretrainConfig(n_classes=args.classes, per_class=args.per_class, val_per_class=args.val_per_class,
+                         crop_size=args.crop_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         seed=args.seed)
+    t0 = time.perf_counter()
+    result = pretrain(cfg, Path(args.out), Path(args.workdir), progress=not args.quiet, stop_after=args.stop_after)
+    last = result.history[-1] if result.history else {}
+    print(json.dumps({"out": str(result.out) if result.out else None, "file_sha256": result.file_sha256,
+                      "epochs_run": result.epochs_run, "last_epoch": last,
+                      "seconds": round(time.perf_counter() - t0, 1)}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icub-guard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -466,6 +517,47 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--table-d-max", type=float, help="--defences: the d_max of the Günther-style table")
     ev.add_argument("--out", default="runs/evaluate")
     ev.set_defaults(func=cmd_evaluate)
+
+    eo = sub.add_parser("evaluate-openset", help="open-set evaluation: taught vs untaught, look-alike and far-OOD "
+                        "crops, AUROC / FPR@95 per score, untaught crops under a reject-aware attack")
+    eo.add_argument("--weights", nargs="+", help="one column each: random | simworld | imagenet | PATH (a checkpoint "
+                    "of --backbone); default: random, simworld, and imagenet when cached")
+    eo.add_argument("--backbone", default="alexnet", choices=sorted(BACKBONES),
+                    help="the architecture of random, imagenet and checkpoint columns (simworld: simnet)")
+    eo.add_argument("--input-size", type=int, default=None, help="default: each backbone's own (224, simnet 64)")
+    eo.add_argument("--taught", nargs="+", default=["mug", "duck", "teddy", "lego"],
+                    help="the SimWorld7 kinds taught (in-distribution); the others are the untaught objects")
+    eo.add_argument("--n-train", type=int, default=30)
+    eo.add_argument("--n-val", type=int, default=20)
+    eo.add_argument("--n-test", type=int, default=30)
+    eo.add_argument("--n-far", type=int, default=120)
+    eo.add_argument("--n-adv", type=int, default=4, help="attacked crops per untaught object (0: no attack column)")
+    eo.add_argument("--d-max", type=float, nargs="+", default=[0, 250, 500, 1000, 2000, 4000])
+    eo.add_argument("--fmn-steps", type=int, default=20)
+    eo.add_argument("--recognition-train", type=int, default=20, help="SimWorld28 examples per class")
+    eo.add_argument("--recognition-test", type=int, default=10)
+    eo.add_argument("--analysis-n", type=int, default=2, help="Sect. 5: taught test crops per class (0: none)")
+    eo.add_argument("--seed", type=int, default=0)
+    eo.add_argument("--device", default="auto")
+    eo.add_argument("--out", default="runs/evaluate-openset")
+    eo.add_argument("--add", action="store_true", help="add these columns to --out's earlier report (same settings)")
+    eo.set_defaults(func=cmd_evaluate_openset)
+
+    pt = sub.add_parser("pretrain", help="train SimNet, the project's own backbone, on renders of procedural shapes")
+    pt.add_argument("--out", default="simnet.pt", help="where the trunk's state dict goes")
+    pt.add_argument("--workdir", default="runs/pretrain", help="the render cache and the per-epoch checkpoint "
+                    "(a second run with the same settings resumes there)")
+    pt.add_argument("--classes", type=int, default=100, help="procedural shape classes")
+    pt.add_argument("--per-class", type=int, default=100, help="training renders per class")
+    pt.add_argument("--val-per-class", type=int, default=10, help="held-out renders per class (accuracy per epoch)")
+    pt.add_argument("--crop-size", type=int, default=64)
+    pt.add_argument("--epochs", type=int, default=6)
+    pt.add_argument("--batch-size", type=int, default=128)
+    pt.add_argument("--lr", type=float, default=2e-3)
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    pt.add_argument("--stop-after", type=int, help="run at most this many epochs now; the next run resumes")
+    pt.set_defaults(func=cmd_pretrain)
 
     sub.add_parser("defences", help="list the guard's defences and their parameters").set_defaults(func=cmd_defences)
 
@@ -580,6 +672,12 @@ def cmd_defences(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the demo reads its defaults from config files; evaluate-openset resolves each of its columns
+    if args.command not in ("demo", "evaluate-openset") and hasattr(args, "backbone"):
+        if args.weights == "simworld":
+            args.backbone = "simnet"
+        if args.input_size is None:
+            args.input_size = default_input_size(args.backbone)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="[%(levelname)s] %(name)s: %(message)s")
     try:

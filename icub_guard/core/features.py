@@ -20,10 +20,15 @@ import torch.nn.functional as F
 import torchvision
 
 from .errors import InputError, WeightsUnavailableError
+from .smallnet import FEATURE_DIM, INPUT_SIZE, simnet_trunk
 
 log = logging.getLogger(__name__)
 
-BACKBONES = {"alexnet": 4096, "vgg16": 4096, "resnet18": 512, "resnet50": 2048}
+BACKBONES = {"alexnet": 4096, "vgg16": 4096, "resnet18": 512, "resnet50": 2048, "simnet": FEATURE_DIM}
+#: The backbone the project trains itself (`icub-guard pretrain`; docs/models.md has the command that made it).
+SIMWORLD_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "simworld_backbone.pt"
+#: SHA-256 of that file: a damaged or replaced file is refused, not loaded.
+SIMWORLD_SHA256 = "32ff62b6ca8d071b2dd5b6f9af90d22da41aae563f46c34f2afd27ba8e7dcee9"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -37,8 +42,15 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
+def default_input_size(name: str) -> int:
+    """The input size a backbone was trained at: 64 px for SimNet, 224 px for the ImageNet networks."""
+    return INPUT_SIZE if name == "simnet" else 224
+
+
 def _trunk(name: str, model: torch.nn.Module) -> torch.nn.Module:
-    """The network up to fc7 (AlexNet/VGG) or the pooled penultimate layer (ResNet)."""
+    """The network up to fc7 (AlexNet/VGG) or the pooled penultimate layer (ResNet); SimNet is its trunk."""
+    if name == "simnet":
+        return model
     if name == "alexnet":
         return torch.nn.Sequential(model.features, model.avgpool, torch.nn.Flatten(1), *model.classifier[:6])
     if name == "vgg16":
@@ -47,14 +59,24 @@ def _trunk(name: str, model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def _architecture(name: str) -> torch.nn.Module:
+    return simnet_trunk() if name == "simnet" else torchvision.models.get_model(name, weights=None)
+
+
 def load_backbone(name: str, weights: str = "imagenet", seed: int = 0) -> torch.nn.Module:
-    """Build a torchvision model with `weights`: imagenet, random (seeded) or a file path."""
+    """Build a model with `weights`: imagenet, simworld (SimNet's shipped ones), random (seeded) or a file path."""
     if name not in BACKBONES:
         raise InputError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
     if weights == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return torchvision.models.get_model(name, weights=None)
+            return _architecture(name)
+    if weights == "simworld":
+        if name != "simnet":
+            raise InputError(f"weights simworld are SimNet's; backbone {name!r} has none (use backbone simnet)")
+        return _load_simworld()
+    if name == "simnet" and weights == "imagenet":
+        raise WeightsUnavailableError("SimNet has no ImageNet weights: use weights simworld, random or a checkpoint")
     if weights == "imagenet":
         enum = torchvision.models.get_model_weights(name).DEFAULT
         cache = imagenet_cache(name)
@@ -70,7 +92,7 @@ def load_backbone(name: str, weights: str = "imagenet", seed: int = 0) -> torch.
     if not path.is_file():
         raise WeightsUnavailableError(
             f"weights must be 'imagenet', 'random' or an existing checkpoint file; {weights!r} is none of these")
-    model = torchvision.models.get_model(name, weights=None)
+    model = _architecture(name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:
@@ -78,6 +100,22 @@ def load_backbone(name: str, weights: str = "imagenet", seed: int = 0) -> torch.
         model.load_state_dict(state)
     except Exception as exc:
         raise WeightsUnavailableError(f"cannot load {name} weights from {path}: {exc}") from exc
+    return model
+
+
+def _load_simworld() -> torch.nn.Module:
+    """SimNet with the shipped weights, after checking the file's SHA-256 (a damaged file is refused)."""
+    path = SIMWORLD_WEIGHTS
+    if not path.is_file():
+        raise WeightsUnavailableError(f"SimNet's shipped weights are missing ({path}); reinstall the package or "
+                                      "make them with `icub-guard pretrain` (docs/models.md) and pass the file")
+    blob = path.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != SIMWORLD_SHA256:
+        raise WeightsUnavailableError(f"{path} has SHA-256 {digest}, not the recorded {SIMWORLD_SHA256}: "
+                                      "damaged or replaced; refusing it (pass it as a checkpoint path to use it)")
+    model = simnet_trunk()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model
 
 
@@ -96,6 +134,10 @@ class BackboneSpec:
     weights: str = "imagenet"
     seed: int = 0
     input_size: int = 224
+
+    def __post_init__(self) -> None:
+        if self.weights == "simworld":  # the shipped weights exist for one architecture: naming them picks it
+            object.__setattr__(self, "name", "simnet")
 
     @property
     def id(self) -> str:
@@ -192,7 +234,9 @@ def build_extractor(name: str = "alexnet", weights: str = "auto", seed: int = 0,
     where the weights were looked for: the log may not reach the user (a ROS launch, a test's capture).
     """
     why = ""
-    if weights == "auto":
+    if weights == "auto" and (name == "simnet"):
+        want = "simworld"  # SimNet has no ImageNet weights; its own are always there
+    elif weights == "auto":
         cache = imagenet_cache(name)
         if cache.is_file():
             want = "imagenet"

@@ -31,8 +31,9 @@ class RecognizerConfig:
     """How the recogniser is built; every default is the guard's parameter of the same name (config/guard.yaml),
     fixed at start (read-only on the node)."""
 
-    backbone: str = setting("backbone", "alexnet | vgg16 | resnet18 | resnet50")
-    weights: str = setting("weights", "imagenet | random | auto (imagenet when cached) | path to a checkpoint")
+    backbone: str = setting("backbone", "alexnet | vgg16 | resnet18 | resnet50 | simnet (the project's own)")
+    weights: str = setting("weights", "imagenet | simworld (simnet's shipped) | random | auto (imagenet when "
+                                                "cached) | path to a checkpoint")
     seed: int = setting("seed", "seed for random weights", 0, 2**31 - 1)
     input_size: int = setting("input_size", "network input size (px)", 32, 1024)
     device: str = setting("device", "auto | cpu | cuda | cuda:N")
@@ -107,7 +108,7 @@ class Recognizer:
         self.notes: list[str] = []
         if extractor is None:  # "auto" weights resolved here: ImageNet when cached, else seeded random ones
             extractor, degraded = build_extractor(cfg.backbone, cfg.weights, cfg.seed, cfg.input_size, cfg.device)
-            cfg = replace(cfg, weights=extractor.spec.weights)
+            cfg = replace(cfg, backbone=extractor.spec.name, weights=extractor.spec.weights)
             self.notes += [degraded] if degraded else []
         self.config, self.extractor = cfg, extractor
         self.roi_selector = RoiSelector(self.config.roi_mode, self.config.roi_fixed)

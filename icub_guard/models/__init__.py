@@ -1,0 +1,1 @@
+"""Weights the package ships: SimNet pre-trained by `icub-guard pretrain` (docs/pretraining.md)."""

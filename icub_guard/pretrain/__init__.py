@@ -1,0 +1,1 @@
+"""Pre-training the project's own backbone on images it generates (issue 21)."""

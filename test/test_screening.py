@@ -278,3 +278,5 @@ def test_evaluate_teaching_runs_every_scenario_and_writes_its_report(tmp_path):
     files = write_teaching_report(res, tmp_path)
     assert files["markdown"] == "teaching.md" and (tmp_path / "teaching_accuracy.png").stat().st_size > 0
     assert "| liar 0.5 |" in (tmp_path / "teaching.md").read_text()
+    assert "| liar 0.5 | on | " in (tmp_path / "teaching.md").read_text()  # per seed, not only the mean
+    assert [p["seed"] for p in rows[("liar 0.5", "on")]["per_seed"]] == [0]

@@ -23,7 +23,7 @@ evidence being the mean of `knn` and `model`; without evidence (fewer than
 `min_examples` stored, or a label that names a new class) it is 1 − trust.
 Trust cannot silence evidence: a label whose evidence reaches `evidence_check`
 is asked back however trusted its teacher is. Without that floor, a teacher
-whose trust passed ~0.93 (a few early labels confirmed) could never be asked
+whose trust reached 0.957 (four early labels confirmed) could never be asked
 back again, so its trust could never fall: trust banked while the model could
 not judge was spent on lies the evidence saw.
 Policy: below `quarantine_at` the label is learned; from it, it is held and

@@ -116,6 +116,39 @@ def test_a_lie_against_the_evidence_is_held_asked_back_and_settled_by_agreement(
     assert s.counts["quarantined"] - before["quarantined"] == 1 and s.counts["confirmed"] - before["confirmed"] == 1
 
 
+def test_trust_banked_on_confirmations_cannot_silence_strong_evidence(extractor, feats):
+    """Issue 20 §5: a lone teacher whose early labels were asked back and confirmed (by itself) reached a trust
+    (~0.97) at which even a label both the neighbours and the model contradict passed, so its lies were never
+    asked back and its trust could never fall. Evidence from `evidence_check` is asked back whatever the trust."""
+    s = make_session(extractor)
+    s.configure_screening(quarantine_at=0.0)  # early on, every label is asked back and confirmed: trust is banked
+    teach_honestly(s, feats, teacher="mallory")
+    s.configure_screening(quarantine_at=ScreeningConfig().quarantine_at)
+    banked = s.screen.teacher("mallory").trust
+    assert banked > 0.95
+    n = s.rec.n_examples
+    out = say(s, feats["mug"][10], "duck", "mallory")  # a mug, called a duck: every piece of evidence disagrees
+    assert out.verdict.suspicion < s.screen.config.quarantine_at  # trust alone would have let it pass
+    assert out.action == "quarantined" and out.verdict.reason == "evidence" and s.rec.n_examples == n
+    out = s.feedback(Feedback("mug", query_id=out.query.query_id, teacher="mallory"))
+    out = s.feedback(Feedback("mug", query_id=out.query.query_id, teacher="mallory"))
+    assert out.action == "learned" and out.label == "mug"  # the truth, not the lie
+    assert s.screen.teacher("mallory").trust < banked  # and the lie cost trust
+
+
+def test_a_teacher_contradicting_itself_loses_trust_even_when_its_label_is_agreed():
+    """Asked back alone, a random liar confirms a true label after a lie in between: that is no evidence of
+    honesty. Before, (mug, duck, mug) credited it a full agreement, so such checks banked trust."""
+    screen = LabelScreen(ScreeningConfig())
+    prior = screen.teacher("mallory").trust
+    screen.settle([("mug", "mallory"), ("duck", "mallory"), ("mug", "mallory")], "mug")
+    assert screen.teacher("mallory").trust < prior and screen.teacher("mallory").counts["inconsistent"] == 1
+    screen.settle([("mug", "alice"), ("mug", "alice")], "mug")  # consistent: credited as before
+    assert screen.teacher("alice").trust > prior and screen.teacher("alice").counts["inconsistent"] == 0
+    screen.settle([("duck", "bob"), ("mug", "bob"), ("mug", "bob")], "mug")  # its label refuted: one disagreement
+    assert screen.teacher("bob").disagree == pytest.approx(ScreeningConfig().prior_weight * 0.1 + 1.0)
+
+
 def test_answers_that_never_agree_are_refused(extractor, feats):
     s = make_session(extractor, max_answers=3)
     teach_honestly(s, feats)
@@ -153,7 +186,8 @@ def test_containment_holds_a_label_that_would_give_one_teacher_the_class(extract
 
 def test_screening_settings_are_checked():
     for bad in (dict(quarantine_at=0.9, refuse_at=0.5), dict(max_answers=1), dict(neighbours=0),
-                dict(prior_trust=1.0), dict(audit_rate=-0.1), dict(enabled="yes"), dict(margin_scale=0)):
+                dict(prior_trust=1.0), dict(audit_rate=-0.1), dict(enabled="yes"), dict(margin_scale=0),
+                dict(evidence_check=1.5), dict(evidence_check="high")):
         with pytest.raises(InputError):
             ScreeningConfig(**bad)
     screen = LabelScreen(ScreeningConfig())
@@ -244,3 +278,5 @@ def test_evaluate_teaching_runs_every_scenario_and_writes_its_report(tmp_path):
     files = write_teaching_report(res, tmp_path)
     assert files["markdown"] == "teaching.md" and (tmp_path / "teaching_accuracy.png").stat().st_size > 0
     assert "| liar 0.5 |" in (tmp_path / "teaching.md").read_text()
+    assert "| liar 0.5 | on | " in (tmp_path / "teaching.md").read_text()  # per seed, not only the mean
+    assert [p["seed"] for p in rows[("liar 0.5", "on")]["per_seed"]] == [0]

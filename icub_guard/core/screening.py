@@ -12,12 +12,20 @@ suspicion score from evidence the guard already has:
 * `trust`: the teacher's record, a Beta posterior of how often its labels held
   up when checked: a label that is asked back and confirmed (two answers agree)
   counts one agreement for each teacher who gave the agreed label and one
-  disagreement for each who gave another. Only checks move trust: an honest
-  teacher who corrects a confidently wrong model is asked back, not blamed.
+  disagreement for each who gave another, and a teacher who contradicts its own
+  label while answering counts one more disagreement (an honest teacher never
+  does; a random liar does, so self-confirmations cannot lift its trust above
+  how consistent it is). Only checks move trust: an honest teacher who corrects
+  a confidently wrong model is asked back, not blamed.
 
 suspicion = σ(logit(1 − trust) + `evidence_gain` · (evidence − ½)), the
 evidence being the mean of `knn` and `model`; without evidence (fewer than
 `min_examples` stored, or a label that names a new class) it is 1 − trust.
+Trust cannot silence evidence: a label whose evidence reaches `evidence_check`
+is asked back however trusted its teacher is. Without that floor, a teacher
+whose trust reached 0.957 (four early labels confirmed) could never be asked
+back again, so its trust could never fall: trust banked while the model could
+not judge was spent on lies the evidence saw.
 Policy: below `quarantine_at` the label is learned; from it, it is held and
 asked back (a `confirm` question, to the most trusted other teacher when there
 is one) until two answers agree — that label is learned — or `max_answers`
@@ -74,6 +82,9 @@ class ScreeningConfig:
                                        "containment: most of a class one teacher may teach unconfirmed", 0.0, 1.0)
     share_min_examples: int = setting("screening_share_min_examples", "classes smaller than this are not capped",
                                       1, 100_000)
+    evidence_check: float = setting("screening_evidence_check",
+                                    "evidence from which a label is asked back however trusted its teacher (1: never)",
+                                    0.0, 1.0)
 
     def __post_init__(self) -> None:
         check_settings(self, "screening ")
@@ -116,7 +127,7 @@ class TeacherRecord:
 class Verdict:
     action: str  # learn | quarantine | refuse
     suspicion: float
-    reason: str  # ok | no_evidence | suspicious | share | audit | screening_off
+    reason: str  # ok | no_evidence | suspicious | evidence | share | audit | screening_off
     evidence: dict[str, float | None]
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +195,8 @@ class LabelScreen:
             return Verdict("refuse", s, reason, ev)
         if s >= c.quarantine_at:
             return Verdict("quarantine", s, reason, ev)
+        if parts and e >= c.evidence_check:  # trust does not silence evidence this strong
+            return Verdict("quarantine", s, "evidence", ev)
         if share_exceeded:
             return Verdict("quarantine", s, "share", ev)
         if audit:
@@ -196,10 +209,13 @@ class LabelScreen:
 
         The label under test (the first answer) is credited, and so is every
         answer of another teacher; a teacher's own later answers are the check,
-        not evidence for it (a liar repeating the truth earns nothing). With no
-        agreement (`agreed` None) nobody can be told right: half a disagreement.
+        not evidence for it (a liar repeating the truth earns nothing). But a
+        teacher that contradicted its own label while answering was wrong at
+        least once: if its label is the one agreed (or none is), that counts one
+        disagreement too. With no agreement (`agreed` None) nobody can be told
+        right: half a disagreement.
         """
-        first = answers[0][1]
+        held, first = answers[0]
         for i, (label, teacher) in enumerate(answers):
             if i > 0 and teacher == first:
                 continue
@@ -212,6 +228,10 @@ class LabelScreen:
             else:
                 rec.disagree += 1.0
                 rec.counts["contradicted"] += 1
+        if agreed in (held, None):
+            if any(label != held for label, teacher in answers[1:] if teacher == first):
+                self.teacher(first).disagree += 1.0
+                self.teacher(first).counts["inconsistent"] += 1
 
     def distrust(self, teacher: str) -> None:
         """After `forget_teacher`: trust ≈ 0, so its later labels are refused while screening is on."""

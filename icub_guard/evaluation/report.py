@@ -248,6 +248,18 @@ def teaching_markdown(res: TeachingEvalResult) -> str:
         lines.append(f"| {name} | {off['final_accuracy']:.3f} ± {off['final_accuracy_std']:.3f} | "
                      f"{on['final_accuracy']:.3f} ± {on['final_accuracy_std']:.3f} | {off['queries']:.1f} → "
                      f"{on['queries']:.1f} | {lies(off):.1f} → {lies(on):.1f} | {lost:.1f} |")
+    lines += ["", "Per seed (final accuracy / questions; the gap to the honest teacher's run on the same stream "
+              "with the same screening in brackets):", "",
+              "| scenario | screening | " + " | ".join(f"seed {s}" for s in res.config["seeds"]) + " |",
+              "|---|---|" + "---|" * len(res.config["seeds"])]
+    for name, by_screening in res.runs.items():
+        for screening, runs in by_screening.items():
+            honest = res.runs.get("honest", {}).get(screening)
+            cells = []
+            for k, r in enumerate(runs):
+                gap = f" ({honest[k].final_accuracy - r.final_accuracy:+.3f})" if honest and name != "honest" else ""
+                cells.append(f"{r.final_accuracy:.3f}{gap} / {r.queries}")
+            lines.append(f"| {name} | {screening} | " + " | ".join(cells) + " |")
     undo = [r for r in rows if r["after_forget"] is not None]
     if undo:
         lines += ["", "| scenario | screening | after forget_teacher(liar) half-way | liar never heard | "

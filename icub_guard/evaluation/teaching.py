@@ -142,7 +142,10 @@ class TeachingEvalResult:
                              "queries": mean(runs, "queries"), "labels": labels,
                              "curve": np.mean([r.accuracy_per_round for r in runs], axis=0).tolist(),
                              "after_forget": mean(runs, "after_forget"), "never_heard": mean(runs, "never_heard"),
-                             "refit_gap": max((r.refit_gap for r in runs if r.refit_gap is not None), default=None)})
+                             "refit_gap": max((r.refit_gap for r in runs if r.refit_gap is not None), default=None),
+                             "per_seed": [{"seed": seed, "final_accuracy": r.final_accuracy, "queries": r.queries,
+                                           "trust": r.trust} for seed, r in zip(self.config["seeds"], runs,
+                                                                                 strict=True)]})
         return rows
 
 

@@ -235,14 +235,14 @@ def test_replay_feeds_a_running_guard_as_fast_as_it_decides(ros, recording, mode
 def test_replay_keeps_the_recorded_pace_scaled_by_rate(ros, tmp_path):
     import time
 
-    from std_msgs.msg import String
-
+    from icub_guard.ros import messages
     from icub_guard.ros.common import EVENT_QOS
 
     short = tmp_path / "short.mcap"  # 7 frames at 5 Hz: 1.2 s from the first to the last
     assert main(["-q", "record", str(short), "--rounds", "1", "--frames-per-object", "1"]) == 0
-    got = []
-    sub = ros.create_subscription(String, "paced_truth", lambda m: got.append((time.monotonic(), m.data)), EVENT_QOS)
+    got = []  # the recording's ground truth goes out as the camera's typed GroundTruth
+    sub = ros.create_subscription(messages.GroundTruth, "paced_truth",
+                                  lambda m: got.append((time.monotonic(), m.frame)), EVENT_QOS)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "icub_guard.ros.replay_node", "--ros-args", "-p",
                                  f"path:={short}", "-p", "rate:=3.0", "-p", "wait_for_subscribers:=20.0", "-r",
@@ -253,7 +253,7 @@ def test_replay_keeps_the_recorded_pace_scaled_by_rate(ros, tmp_path):
         assert proc.returncode == 0, proc.stdout.read()
     finally:
         ros.destroy_subscription(sub)
-    assert [json.loads(d)["frame"] for _, d in got] == list(range(7))
+    assert [frame for _, frame in got] == list(range(7))
     assert 0.3 <= got[-1][0] - got[0][0] < 1.0  # 1.2 s recorded, played 3× as fast: 0.4 s
 
 
@@ -266,8 +266,8 @@ def test_replay_refuses_a_damaged_recording(recording, tmp_path):
 
 def test_the_attack_node_records_the_stream_it_publishes(ros, recording, model, tmp_path):
     from sensor_msgs.msg import Image, RegionOfInterest
-    from std_msgs.msg import String
 
+    from icub_guard.ros import messages
     from icub_guard.ros.common import EVENT_QOS
     from icub_guard.ros.convert import image_to_rgb, rgb_to_image
 
@@ -278,7 +278,7 @@ def test_the_attack_node_records_the_stream_it_publishes(ros, recording, model, 
                                       "device": "cpu", "record_path": str(out)}, tmp_path / "attack.log",
                       {"image_in": "rec_image_in", "image_out": "image_out"})
     pub = ros.create_publisher(Image, "rec_image_in", EVENT_QOS)
-    pub_gt = ros.create_publisher(String, "ground_truth", EVENT_QOS)
+    pub_gt = ros.create_publisher(messages.GroundTruth, "ground_truth", EVENT_QOS)  # the camera's typed truth
     frames = read_frames(recording, Topics.defaults())[:3]
     try:
         ros.wait_for(lambda: pub.get_subscription_count() > 0 and pub_gt.get_subscription_count() > 0, 60,
@@ -288,12 +288,14 @@ def test_the_attack_node_records_the_stream_it_publishes(ros, recording, model, 
         for i, f in enumerate(frames):
             ros.pub_roi.publish(RegionOfInterest(x_offset=f.roi[0], y_offset=f.roi[1], width=f.roi[2],
                                                  height=f.roi[3]))
-            pub_gt.publish(String(data=json.dumps({"label": f.label, "frame": i})))
+            pub_gt.publish(messages.GroundTruth(label=f.label, frame=i))
             ros.spin_for(0.05)
             pub.publish(rgb_to_image(f.image))
             ros.wait_for(lambda i=i: len(ros.msgs["image_out"]) > n0 + i, 60, "image_out")
     finally:
         stop(proc)
+        ros.destroy_publisher(pub)
+        ros.destroy_publisher(pub_gt)
     assert out.exists() and not out.with_name(out.name + ".partial").exists(), (tmp_path / "attack.log").read_text()
     published = [image_to_rgb(m) for m in ros.msgs["image_out"][n0:]]
     recorded = read_frames(out, Topics.defaults())

@@ -1,7 +1,8 @@
 """`icub-guard sweep` scaling: the same 8-cell sweep with 1 and with 2 Ray workers; shared extractions. Prints JSON.
 
-The cells are small real `evaluate` runs (resnet18 random weights at 32 px, 3 training crops per class, one
-attacked crop per class, d_max 0 and 1000, the ensemble and the slow checks off), 2 attacks × 2 calibrations ×
+The cells are small real `evaluate` runs (resnet18 random weights at 64 px, 3 training crops per class, three
+attacked crops per class, 10 steps, d_max 0 and 1000, the ensemble and the slow checks off: a few seconds of
+work each, so that Ray's start-up of its workers does not decide the ratio), 2 attacks × 2 calibrations ×
 2 seeds: two shared preparations (one per seed), each computed once and used by 4 cells. Each worker count runs
 in a fresh process (`icub-guard sweep run --workers N`, Ray started inside it) on a fresh results table.
 
@@ -28,8 +29,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = {"evaluation": "evaluate", "retries": 0,
-         "fixed": {"n_train": 3, "n_val": 3, "n_test": 1, "d_max": [0, 1000], "steps": 2, "fmn_steps": 2,
-                   "backbone": "resnet18", "input_size": 32, "device": "cpu", "ensemble_steps": 0,
+         "fixed": {"n_train": 3, "n_val": 3, "n_test": 3, "d_max": [0, 1000], "steps": 10, "fmn_steps": 10,
+                   "backbone": "resnet18", "input_size": 64, "device": "cpu", "ensemble_steps": 0,
                    "binarization": 0, "square_queries": 0, "adaptive": False},
          "axes": {"attack": ["fmn", "algorithm1"], "target_false_reject": [0.05, 0.1], "seed": [0, 1]}}
 

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core.roi import crop, square_roi
+from ..sim.world import PybulletScene
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,13 @@ def texture(rng: np.random.Generator, size: int = 64) -> np.ndarray:
     return (np.repeat(t[..., None], 3, axis=2) * 255).astype(np.uint8)
 
 
-class ShapeRenderer:
+class ShapeRenderer(PybulletScene):
     """Renders seeded, domain-randomised frames of procedural shape classes (pybullet, CPU, no display)."""
 
     def __init__(self, classes: list[list[Part]], image_size: int = 128, seed: int = 0):
-        import pybullet as p
-
-        self.p, self.classes, self.size, self.seed = p, classes, int(image_size), int(seed)
-        self.cid = p.connect(p.DIRECT)
-        cid = self.cid
+        super().__init__()
+        p, cid = self.p, self.cid
+        self.classes, self.size, self.seed = classes, int(image_size), int(seed)
         box = p.createVisualShape(p.GEOM_BOX, halfExtents=[3.0, 3.0, 0.01], physicsClientId=cid)
         self.floor = p.createMultiBody(baseVisualShapeIndex=box, basePosition=[0, 0, -0.01], physicsClientId=cid)
         wall = p.createVisualShape(p.GEOM_BOX, halfExtents=[0.01, 3.0, 2.0], physicsClientId=cid)
@@ -131,17 +130,6 @@ class ShapeRenderer:
             linkInertialFrameOrientations=[[0, 0, 0, 1]] * len(rest), linkParentIndices=[0] * len(rest),
             linkJointTypes=[p.JOINT_FIXED] * len(rest), linkJointAxis=[[0, 0, 1]] * len(rest),
             baseOrientation=list(parts[0].orientation), physicsClientId=cid)
-
-    def close(self) -> None:
-        if self.cid is not None:
-            self.p.disconnect(physicsClientId=self.cid)
-            self.cid = None
-
-    def __enter__(self) -> ShapeRenderer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _paint(self, body: int, link: int, rng: np.random.Generator, colour: np.ndarray) -> None:
         tex = self.textures[int(rng.integers(len(self.textures)))] if rng.random() < 0.4 else -1

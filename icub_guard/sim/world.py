@@ -64,17 +64,38 @@ def simworld_objects(variant: str = "7") -> list[ObjectSpec]:
     raise ValueError(f"unknown SimWorld variant {variant!r}; use '7' or '28'")
 
 
-class TabletopSim:
+class PybulletScene:
+    """A pybullet client of its own (DIRECT: CPU renderer, no display), closed once; a context manager."""
+
+    def __init__(self):
+        import pybullet as p
+
+        self.p = p
+        self.cid = p.connect(p.DIRECT)
+
+    def close(self) -> None:
+        if self.cid is not None:
+            self.p.disconnect(physicsClientId=self.cid)
+            self.cid = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TabletopSim(PybulletScene):
     """Renders frames of `objects` with pybullet's CPU renderer (no display, no GPU)."""
 
     def __init__(self, objects: list[ObjectSpec], image_size: int = 128, seed: int = 0):
-        import pybullet as p
         import pybullet_data
 
         if not objects:
             raise ValueError("TabletopSim needs at least one object")
-        self.p, self.objects, self.size, self.seed = p, objects, int(image_size), int(seed)
-        self.cid = p.connect(p.DIRECT)
+        super().__init__()
+        p = self.p
+        self.objects, self.size, self.seed = objects, int(image_size), int(seed)
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.cid)
         self.table = p.loadURDF("table/table.urdf", [0, 0, 0], physicsClientId=self.cid)
         self.table_top = p.getAABB(self.table, physicsClientId=self.cid)[1][2]
@@ -95,17 +116,6 @@ class TabletopSim:
             for link in range(-1, p.getNumJoints(body, physicsClientId=cid)):
                 p.changeVisualShape(body, link, rgbaColor=list(spec.tint), physicsClientId=cid)
         return body
-
-    def close(self) -> None:
-        if self.cid is not None:
-            self.p.disconnect(physicsClientId=self.cid)
-            self.cid = None
-
-    def __enter__(self) -> TabletopSim:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def render(self, obj: int, index: int, stream: int = 0) -> Frame:
         """Frame `index` of object `obj`; `stream` separates train/test/live draws."""

@@ -111,7 +111,29 @@ def test_grid_expands_every_combination_with_stable_distinct_hashes(tmp_path):
     assert [c.config.defences for c in d] == [("jpeg", "blur"), ("kde",)]
 
 
+def test_a_linked_axis_varies_its_parameters_together_not_as_a_product(tmp_path):
+    doc = {"evaluation": "evaluate", "fixed": {"n_train": 5},
+           "axes": {"weights,input_size": [["random", 224], ["simworld", 64]], "seed": [0, 1]}}
+    spec = spec_of(tmp_path, doc)
+    cells = expand(spec)
+    assert [c.axes for c in cells] == [{"weights": "random", "input_size": 224, "seed": 0},
+                                       {"weights": "random", "input_size": 224, "seed": 1},
+                                       {"weights": "simworld", "input_size": 64, "seed": 0},
+                                       {"weights": "simworld", "input_size": 64, "seed": 1}]
+    assert [(c.config.weights, c.config.input_size) for c in cells[::2]] == [("random", 224), ("simworld", 64)]
+    assert cells[0].label == "weights=random, input_size=224, seed=0"
+    assert len({c.hash for c in cells}) == 4
+
+
 @pytest.mark.parametrize(("doc", "reason"), [
+    ({"evaluation": "evaluate", "axes": {"weights,input_size": [["random"]]}},
+     "linked axis 'weights,input_size': ['random'] is not a list of 2 values (weights, input_size)"),
+    ({"evaluation": "evaluate", "axes": {"weights,size": [["random", 64]]}}, "unknown parameter 'size'"),
+    ({"evaluation": "evaluate", "axes": {"weights,input_size": [["random", "big"]]}}, "'big' is not a int"),
+    ({"evaluation": "evaluate", "axes": {"weights,input_size": [["random", 64]], "input_size": [32]}},
+     "input_size is on more than one axis"),
+    ({"evaluation": "evaluate", "fixed": {"input_size": 64}, "axes": {"weights,input_size": [["random", 64]]}},
+     "input_size is both fixed and an axis"),
     ({"evaluation": "evaluate", "axes": {"colour": ["red"]}}, "unknown parameter 'colour'"),
     ({"evaluation": "evaluate", "axes": {"backbone": ["alexnet", "lenet"]}}, "unknown backbone 'lenet'"),
     ({"evaluation": "evaluate", "axes": {"n_train": []}}, "axis 'n_train' has no values"),

@@ -14,13 +14,13 @@ import itertools
 import json
 from dataclasses import asdict, dataclass
 
-from .spec import SweepError, SweepSpec, resolve_weights
+from .spec import SweepError, SweepSpec, axis_values, resolve_weights
 
 
 @dataclass(frozen=True)
 class Cell:
     index: int
-    axes: dict  # this cell's value of each axis, in the file's order
+    axes: dict  # this cell's value of each axis (each parameter of a linked one), in the file's order
     config: object  # the evaluation's config dataclass
     hash: str
 
@@ -43,7 +43,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
     names = list(spec.axes)
     cells: list[Cell] = []
     for i, values in enumerate(itertools.product(*(spec.axes[n] for n in names))):
-        axes = dict(zip(names, values, strict=True))
+        axes = {k: v for n, value in zip(names, values, strict=True) for k, v in axis_values(n, value).items()}
         params = resolve_weights({**spec.fixed, **axes})
         try:
             cfg = spec.kind.config(**params)

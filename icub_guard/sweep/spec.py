@@ -9,10 +9,12 @@ fixed: {n_train: 20, d_max: [0, 500, 1000]}
 axes:
   weights: [random, imagenet]
   attack: [fmn, algorithm1]
+  weights,input_size: [[random, 224], [simworld, 64]]   # linked: the values go together, one axis
 ```
 
 Parameter names are the evaluation config's fields (`EvalConfig`, `DefenceEvalConfig`, `TeachingEvalConfig`);
-values are checked against the field's type, the choices the CLI offers, and the config's own checks, for every
+an axis named `a,b` is linked: each of its values is a list giving `a` and `b` together (a backbone and its own
+input size), so they vary as one axis, not as a product. Values are checked against the field's type, the choices the CLI offers, and the config's own checks, for every
 cell, so a bad file fails here naming the axis, the value or the cell, not hours into a run.
 """
 
@@ -92,17 +94,32 @@ def parse_spec(doc, path: Path, kinds: dict[str, EvaluationKind] | None = None) 
         raise SweepError(f"{where}: fixed and axes are mappings of parameter names")
     if not axes:
         raise SweepError(f"{where}: no axes: the grid is empty (name at least one parameter with a list of values)")
-    for key in (*fixed, *axes):
+    linked = {key: axis_names(key) for key in axes if isinstance(key, str)}
+    named = [*fixed, *(n for key in axes for n in linked.get(key, [key]))]
+    for key in named:
         if not isinstance(key, str) or key not in params:
             raise SweepError(f"{where}: unknown parameter {key!r} of {name}; its parameters: {', '.join(params)}")
-    both = sorted(set(fixed) & set(axes))
+    both = sorted(set(fixed) & set(named[len(fixed):]))
     if both:
         raise SweepError(f"{where}: {', '.join(both)} is both fixed and an axis")
+    twice = sorted({n for n in named[len(fixed):] if named[len(fixed):].count(n) > 1})
+    if twice:
+        raise SweepError(f"{where}: {', '.join(twice)} is on more than one axis")
     checked_axes: dict[str, list] = {}
     for key, values in axes.items():
         if not isinstance(values, list) or not values:
             raise SweepError(f"{where}: axis {key!r} has no values (give a non-empty list)")
-        checked = [check_value(key, v, params[key], f"{where}: axis {key!r}") for v in values]
+        names = linked[key]
+        if len(names) == 1:
+            checked = [check_value(key, v, params[key], f"{where}: axis {key!r}") for v in values]
+        else:
+            checked = []
+            for v in values:
+                if not isinstance(v, list) or len(v) != len(names):
+                    raise SweepError(f"{where}: linked axis {key!r}: {v!r} is not a list of {len(names)} values "
+                                     f"({', '.join(names)})")
+                checked.append(tuple(check_value(n, item, params[n], f"{where}: axis {key!r}")
+                                     for n, item in zip(names, v, strict=True)))
         dupes = {repr(v) for v in checked if checked.count(v) > 1}
         if dupes:
             raise SweepError(f"{where}: axis {key!r} repeats {', '.join(sorted(dupes))}")
@@ -124,6 +141,17 @@ def parse_spec(doc, path: Path, kinds: dict[str, EvaluationKind] | None = None) 
     if not results.is_absolute():
         results = Path(os.path.normpath(path.parent / results))
     return SweepSpec(path, kind, checked_fixed, checked_axes, results, retries, resources)
+
+
+def axis_names(key: str) -> list[str]:
+    """The parameters an axis sets: one, or those of a linked axis `a,b` (its values give them together)."""
+    return [n.strip() for n in key.split(",")]
+
+
+def axis_values(key: str, value) -> dict:
+    """One value of axis `key` as {parameter: value} (a linked axis's value names each of its parameters)."""
+    names = axis_names(key)
+    return {key: value} if len(names) == 1 else dict(zip(names, value, strict=True))
 
 
 def parameter_types(config: type) -> dict[str, object]:
@@ -169,9 +197,9 @@ def _dataset_problem(name: str) -> str | None:
 
 
 def _weights_problem(name: str) -> str | None:
-    if name in ("random", "imagenet", "auto") or Path(name).is_file():
+    if name in ("random", "imagenet", "simworld", "auto") or Path(name).is_file():
         return None
-    return f"unknown weights {name!r}: random, imagenet, auto or a checkpoint file"
+    return f"unknown weights {name!r}: random, imagenet, simworld, auto or a checkpoint file"
 
 
 def _device_problem(name: str) -> str | None:

@@ -5,8 +5,9 @@ SVM-RBF and SVM-adv +5% (thresholds calibrated for 5% more false rejects), `--n-
 Ours: the curve's fast minimum-norm attack and then the ensemble (APGD-CE, APGD-T) on what it left, as
 `evaluate` runs it — the reject-blind attacker on SVM-RBF, the reject-aware one on SVM-adv +5%.
 Theirs (torchattacks, through `GuardModel.nchw01()`): APGD (CE loss) and APGD-T (DLR, every wrong class),
-`--steps` each; against the reject option on the threshold-aware logits (the class scores minus their
-thresholds, and a "rejected" logit 0: what the reject option decides on), the per-crop worst case of the two.
+`--steps` each; against the reject option on threshold-aware logits (each class's score minus its threshold, the
+true class's lifted to max(z_y, 0): a wrong class must be accepted, not just the true one rejected — with a separate
+"rejected" logit torchattacks stops at the first rejection, which is no success), the per-crop worst case of the two.
 Every crop is judged as published (whole pixels within d_max) by the evaluation's rule: correct unless
 accepted with a wrong label. Checks that can FAIL: ours is at most each peer's accuracy at every d_max, within
 one crop. Runs ~20 min on 2 CPU cores.
@@ -34,17 +35,40 @@ from icub_guard.evaluation.security import EvalConfig
 from icub_guard.sim.datasets import load_dataset
 
 
-class ThresholdAware(torch.nn.Module):
-    """NCHW [0, 1] → the reject option's logits: scores minus thresholds, and a "rejected" logit 0 last."""
+class TrueOrRejected(torch.nn.Module):
+    """NCHW [0, 1] → the reject option's logits for a margin attack: each class's score minus its threshold, the
+    true class's lifted to max(z_y, 0) ("true or rejected"), so argmax ≠ y means a wrong class accepted above both.
+
+    The labels of the batch being attacked are set by `label_aware` before every forward pass of an attack."""
 
     def __init__(self, net: torch.nn.Module, thresholds: torch.Tensor):
         super().__init__()
         self.net = net
         self.register_buffer("thr", thresholds.float())
+        self.y: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.net(x) - self.thr
-        return torch.cat([z, z.new_zeros(len(z), 1)], 1)
+        if self.y is None or len(self.y) != len(z):
+            raise RuntimeError("TrueOrRejected needs the batch's labels (label_aware)")
+        zy = z.gather(1, self.y[:, None]).clamp_min(0)
+        return z.scatter(1, self.y[:, None], zy)
+
+
+def label_aware(attack_cls):
+    """A torchattacks APGD class that tells `TrueOrRejected` the labels of each batch it attacks (its whole input,
+    then each restart's and each target's subset)."""
+
+    class LabelAware(attack_cls):
+        def perturb(self, x, y, *args, **kwargs):
+            self.model.y = y
+            return super().perturb(x, y, *args, **kwargs)
+
+        def attack_single_run(self, x, y):
+            self.model.y = y
+            return super().attack_single_run(x, y)
+
+    return LabelAware
 
 
 def main() -> None:
@@ -53,6 +77,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="torchattacks' APGD steps (its default: 10)")
     ap.add_argument("--d-max", type=float, nargs="+", default=[250.0, 500.0, 1000.0])
     ap.add_argument("--precision", default="float32", help="our gradient passes (float32: as torchattacks)")
+    ap.add_argument("--only", choices=("svm-rbf", "adaptive"), help="one of the two curves")
     a = ap.parse_args()
     import torchattacks as ta
 
@@ -80,6 +105,8 @@ def main() -> None:
 
     out: dict = {}
     for name, clf, aware in (("svm-rbf", rbf, False), ("svm-adv+5% (adaptive)", adv5, True)):
+        if a.only and a.only not in name:
+            continue
         model, failed = GuardModel.from_classifier(fx, clf), judge(clf)
         t = time.perf_counter()
         problem = CurveProblem(model, x, y, grid, failed, aware=aware, deep=False)
@@ -87,13 +114,13 @@ def main() -> None:
         images, wins = ensemble_images(cfg.ensemble_settings(precision), problem, images)
         ours = [float(np.mean(failed(im, every))) for im in images]
         t_ours = time.perf_counter() - t
-        net = model.nchw01() if not aware else ThresholdAware(model.nchw01(), model.thresholds)
+        net = model.nchw01() if not aware else TrueOrRejected(model.nchw01(), model.thresholds)
         x01 = x.permute(0, 3, 1, 2) / 255.0
-        k = len(classes) + (1 if aware else 0)
-        peers = {"APGD-CE": lambda d, net=net: ta.APGD(net, norm="L2", eps=d / 255, steps=a.steps, loss="ce",
-                                                       seed=0),
-                 "APGD-T": lambda d, net=net, k=k: ta.APGDT(net, norm="L2", eps=d / 255, steps=a.steps, n_classes=k,
-                                                             seed=0)}
+        k = len(classes)
+        apgd, apgdt = (label_aware(c) if aware else c for c in (ta.APGD, ta.APGDT))
+        peers = {"APGD-CE": lambda d, net=net, c=apgd: c(net, norm="L2", eps=d / 255, steps=a.steps, loss="ce", seed=0),
+                 "APGD-T": lambda d, net=net, k=k, c=apgdt: c(net, norm="L2", eps=d / 255, steps=a.steps, n_classes=k,
+                                                              seed=0)}
         theirs, published, t_theirs = {}, {}, {}
         for peer, make in peers.items():
             t = time.perf_counter()

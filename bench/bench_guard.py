@@ -81,13 +81,14 @@ def message_cost(repeats: int = 3000) -> dict:
     return out
 
 
-def region_cost(input_size: int, frames, repeats: int = 8) -> dict:
-    """Milliseconds per frame with 1 and with 8 regions (medians), a trained 7-class guard, in this process."""
+def region_cost(input_size: int, frames, repeats: int = 8, weights: str = "random") -> dict:
+    """Milliseconds per frame with 1 and with 8 regions (medians), a trained 7-class guard, in this process
+    (`weights`: random AlexNet, or simworld: the project's SimNet)."""
     from icub_guard.core.guard import Guard
     from icub_guard.core.recognizer import Recognizer, RecognizerConfig
 
     torch.manual_seed(0)
-    rec = Recognizer(RecognizerConfig(weights="random", input_size=input_size, device="cpu"))
+    rec = Recognizer(RecognizerConfig(weights=weights, input_size=input_size, device="cpu"))
     rec.fit(np.stack([rec.crop(f.image, f.roi)[0] for f in frames[:21]]), [f.label for f in frames[:21]])
     guard = Guard(rec)
     image = np.concatenate([np.concatenate([f.image for f in frames[21 + 4 * r: 25 + 4 * r]], 1) for r in (0, 1)])
@@ -104,31 +105,36 @@ def region_cost(input_size: int, frames, repeats: int = 8) -> dict:
         out[f"{n}_regions_ms"] = float(np.median(times))
     out["ratio_8_to_1"] = out["8_regions_ms"] / out["1_regions_ms"]
     out["torch_threads"] = torch.get_num_threads()
+    out["backbone"] = rec.extractor.spec.id
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--input-size", type=int, default=224)
+    ap.add_argument("--input-size", type=int, help="default: the backbone's own (AlexNet 224, SimNet 64)")
+    ap.add_argument("--weights", default="random", choices=("random", "simworld"),
+                    help="random AlexNet, or the project's trained SimNet (`weights: simworld`)")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--defences", default="", help="the guard's defences parameter (empty: the reject option alone)")
     ap.add_argument("--messages-only", action="store_true", help="only the typed-vs-JSON message cost")
     ap.add_argument("--regions-only", action="store_true", help="only the 8-regions-vs-1 frame cost")
     args = ap.parse_args()
+    if args.input_size is None:
+        args.input_size = 64 if args.weights == "simworld" else 224
     cost = message_cost()
     if args.messages_only:
         print(json.dumps({"benchmark": "decision_message", "load": os.getloadavg(), "messages": cost}, indent=2))
         return
     with TabletopSim(simworld_objects("7"), 128, seed=0) as sim:
         frames = [sim.render(k, i, stream=3) for i in range(6) for k in range(7)]
-    regions = region_cost(args.input_size, frames)
+    regions = region_cost(args.input_size, frames, weights=args.weights)
     if args.regions_only:
         print(json.dumps({"benchmark": "guard_regions", "input_size": args.input_size, "load": os.getloadavg(),
                           "regions": regions}, indent=2))
         return
     work = Path(tempfile.mkdtemp())
-    proc = start_node("guard_node", {"weights": "random", "input_size": args.input_size, "device": "cpu",
+    proc = start_node("guard_node", {"weights": args.weights, "input_size": args.input_size, "device": "cpu",
                                      "model_path": "", "query_rate_limit": 100.0, "debug_image": False,
                                      "defences": args.defences},
                       work / "guard.log")

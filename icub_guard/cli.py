@@ -218,7 +218,7 @@ def with_progress(args, total: int, desc: str, unit: str, run):
 def _checks_given(args) -> dict:
     """The ensemble's and the checks' options given on the command line (the rest: the evaluation's defaults,
     which differ between `evaluate` and `evaluate --defences`)."""
-    return {k: getattr(args, k) for k in ("ensemble_steps", "binarization", "square_queries")
+    return {k: getattr(args, k) for k in ("ensemble_steps", "ensemble_targets", "binarization", "square_queries")
             if getattr(args, k) is not None}
 
 
@@ -509,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="APGD-CE and APGD-T steps on every crop the curve's attack left unbroken, per d_max "
                          "(the per-crop worst case is reported; default 20; --defences: 10, with EOT / BPDA, on "
                          "what the adaptive attack left); 0: the curve's attack alone")
+    ev.add_argument("--ensemble-targets", type=int, metavar="N",
+                    help="APGD-T's target classes per crop: the best-scoring wrong ones (reject-aware: those nearest "
+                         "acceptance, score minus threshold); default 3")
     ev.add_argument("--strict", action="store_true", help="exit 1 if a sanity check fails")
     ev.add_argument("--defences", nargs="?", const="all", metavar="LIST",
                     help="evaluate the guard's defences instead: a comma-separated list (a+b composes; "

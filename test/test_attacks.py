@@ -455,6 +455,27 @@ def test_reject_aware_apgd_wants_its_wrong_class_accepted(small):
     assert aware.success_rate >= blind.success_rate - 1 / len(y)
 
 
+def test_reject_aware_apgd_t_tries_the_class_nearest_acceptance_first():
+    """A high score behind a high threshold is further from acceptance than a lower score behind a low one: the
+    reject-aware attacker's first target is the class with the largest score minus threshold."""
+    from icub_guard.attacks.apgd import APGDT
+
+    class Fixed(torch.nn.Module):
+        reject = True
+
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("thresholds", torch.tensor([0.0, 2.0, 0.0]))
+
+        def forward(self, x):
+            return torch.tensor([[1.0, 0.5, -0.2]]).expand(len(x), 3)
+
+    scores, y = Fixed()(torch.zeros(1, 2, 2, 3)), torch.tensor([0])
+    aware = APGDT(Fixed(), eps=1.0, reject_aware=True).target_order(scores, y)
+    blind = APGDT(Fixed(), eps=1.0).target_order(scores, y)
+    assert aware[0, :2].tolist() == [2, 1] and blind[0, :2].tolist() == [1, 2]
+
+
 def test_the_gradient_free_search_reads_only_scores_and_breaks_crops(small):
     from icub_guard.attacks.square import SquareSearch
 

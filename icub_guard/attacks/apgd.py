@@ -11,7 +11,8 @@ judges (`reject_aware`): with z_l = f_l − thr_l and a "rejected" logit 0,
   of the best wrong class, or of the target) over the spread of the sorted scores, z_π1 − z_π3
   (targeted: z_π1 − (z_π3 + z_π4)/2), so the step size does not depend on the scores' scale.
 
-`APGDT` is the targeted attack over the `n_targets` best-scoring wrong classes (AutoAttack's APGD-T),
+`APGDT` is the targeted attack over the `n_targets` best-scoring wrong classes (AutoAttack's APGD-T; reject-aware:
+ranked by score minus threshold),
 each tried on the samples not yet broken. Every sample stops once it is broken (the first success is
 kept). l∞ and l2 steps are the paper's; l1 takes the steepest l1 step over the top 1 % of coordinates
 (`steepest_direction`) under the same schedule, a simplification of APGD-l1 (Croce & Hein 2021).
@@ -163,12 +164,21 @@ class APGDT(APGD):
         super().__init__(model, eps, norm, loss=loss, **kw)
         self.n_targets = check_steps(n_targets)
 
+    def target_order(self, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The wrong classes per sample, most promising first: by score, or — reject-aware — by score minus the
+        class's threshold (the class nearest to being accepted; a high-scoring class with a high threshold is
+        further from acceptance than its score says)."""
+        z = scores
+        if self.reject_aware and self.thresholds is not None:
+            z = scores - self.thresholds.to(scores.dtype)[None]
+        return z.scatter(1, y[:, None], -float("inf")).argsort(1, descending=True)
+
     def _run(self, x, y, target, start):
         if target is not None:
             return super()._run(x, y, target, start)
         with torch.no_grad():
             s = self.scores(x)
-        order = s.scatter(1, y[:, None], -float("inf")).argsort(1, descending=True)
+        order = self.target_order(s, y)
         best = start.clone()
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for j in range(min(self.n_targets, s.shape[1] - 1)):

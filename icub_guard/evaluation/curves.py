@@ -180,7 +180,7 @@ class EnsembleSettings:
     `targets` best wrong classes; error-generic curves only), `steps` each; none when `steps` is 0."""
 
     steps: int = 20
-    targets: int = 2
+    targets: int = 3
     precision: str = "float32"
     norm: str = "l2"
 

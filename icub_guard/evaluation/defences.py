@@ -84,7 +84,7 @@ class DefenceEvalConfig:
     false_reject: float = 0.05
     precision: str = "auto"  # of the attacks' gradient passes; auto: bfloat16 where fast (AMX CPU, CUDA)
     ensemble_steps: int = 10  # APGD-CE and APGD-T (EOT / BPDA) on what the adaptive attack left correct; 0: none
-    ensemble_targets: int = 2
+    ensemble_targets: int = 3
     square_queries: int = 100  # the gradient-free check's queries per crop left correct; 0: no check
     binarization: int = 3  # crops of the binarization test per defence whose decision it can express; 0: none
 

@@ -92,7 +92,7 @@ class EvalConfig:
     fmn_steps: int = 20
     precision: str = "auto"  # of the attacks' gradient passes; auto: bfloat16 where fast (AMX CPU, CUDA)
     ensemble_steps: int = 20  # APGD-CE and APGD-T steps on the crops the curve's attack left unbroken; 0: none
-    ensemble_targets: int = 2  # APGD-T's target classes (the best-scoring wrong ones)
+    ensemble_targets: int = 3  # APGD-T's target classes (the best-scoring wrong ones; reject-aware: nearest acceptance)
     binarization: int = 7  # crops of the binarization test (Zimmermann et al. 2022) in the sanity checks; 0: none
     square_queries: int = 200  # the gradient-free check's queries per crop left unbroken; 0: no check
 

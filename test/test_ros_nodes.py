@@ -796,6 +796,39 @@ def test_signals_stop_the_guard_fast_and_clean(ros, frames, tmp_path, sig):
         ros.destroy_subscription(sub)
 
 
+def test_a_second_ctrl_c_does_not_cut_the_clean_up_short():
+    """Ctrl-C in a terminal reaches a node under ros2 launch twice: the terminal's (the whole process group) and
+    launch's forwarded copy. Before: the second one, arriving in destroy_node, ended the node with a
+    KeyboardInterrupt traceback and exit code -2 (the model flush and clean-up cut short)."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, signal, threading, time
+        from rclpy.node import Node
+        from icub_guard.ros.common import run_node
+
+        class Node2(Node):
+            def __init__(self):
+                super().__init__("double_sigint")
+                threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()  # the terminal's Ctrl-C
+
+            def destroy_node(self):
+                os.kill(os.getpid(), signal.SIGINT)  # launch's copy, in the clean-up
+                time.sleep(0.2)
+                print("cleaned up", flush=True)
+                return super().destroy_node()
+
+        raise SystemExit(run_node(Node2))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert r.returncode == 0 and "cleaned up" in r.stdout, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
 def test_qos_of_the_image_subscription_is_a_parameter(ros, tmp_path):
     from rclpy.qos import ReliabilityPolicy
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -263,7 +265,8 @@ def exit_process(rc: int) -> None:
 
 
 def run_node(node_cls, args=None) -> int:
-    """Init, spin until Ctrl-C or shutdown, clean up; a configuration error exits 2 with the reason."""
+    """Init, spin until Ctrl-C or shutdown, clean up (SIGINT ignored from then on: the process is ending); a
+    configuration error exits 2 with the reason."""
     from ..core.errors import GuardError
 
     rclpy.init(args=args)
@@ -286,6 +289,11 @@ def run_node(node_cls, args=None) -> int:
         if rclpy.ok():
             raise
     finally:
+        # Ctrl-C in a terminal reaches a launched node twice: from the terminal (its whole process group) and
+        # again from ros2 launch, which forwards it. A second KeyboardInterrupt inside the clean-up cut it short
+        # (model flush, destroy_node): a traceback and exit code -2. The process is ending: SIGINT is ignored.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         if rclpy.ok():

@@ -153,3 +153,22 @@ def test_reject_label_is_configurable_and_not_a_class(rng):
         clf.partial_fit(X[:1], [-1])
     with pytest.raises(InputError, match="reject label"):
         make_classifier("svm-adv").fit(X, np.where(y == 0, "unknown", "b"))
+
+
+def test_c_ties_go_to_the_classifier_that_accepts_its_own_classes():
+    """Well-separated classes tie every C at CV accuracy 1.0 (by argmax). The smallest C alone scores every sample
+    below 0 — a reject option would refuse all of them — so ties go to the higher accepted accuracy."""
+    from icub_guard.core.svm import select_hyperparameters
+    from icub_guard.core.svm.estimators import OneVsAllSVC
+    from icub_guard.core.svm.selection import accepted_accuracy
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 16) * 3.0
+    X = np.concatenate([c + 0.05 * rng.normal(size=(12, 16)) for c in centres]).astype(np.float32)
+    y = np.repeat(np.array(["a", "b", "c", "d"], dtype=object), 12)
+    picked = select_hyperparameters(X, y, "rbf", seed=0)
+    assert picked["cv_accuracy"] == 1.0
+    smallest = OneVsAllSVC(kernel="rbf", C=1e-3, gamma=picked["gamma"]).fit(X, y)
+    assert accepted_accuracy(smallest, X, y) == 0.0  # the tie the old rule took: nothing accepted
+    chosen = OneVsAllSVC(kernel="rbf", C=picked["C"], gamma=picked["gamma"]).fit(X, y)
+    assert picked["C"] > 1e-3 and accepted_accuracy(chosen, X, y) == 1.0

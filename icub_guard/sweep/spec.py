@@ -14,8 +14,9 @@ axes:
 
 Parameter names are the evaluation config's fields (`EvalConfig`, `DefenceEvalConfig`, `TeachingEvalConfig`);
 an axis named `a,b` is linked: each of its values is a list giving `a` and `b` together (a backbone and its own
-input size), so they vary as one axis, not as a product. Values are checked against the field's type, the choices the CLI offers, and the config's own checks, for every
-cell, so a bad file fails here naming the axis, the value or the cell, not hours into a run.
+input size), so they vary as one axis, not as a product. Values are checked against the field's type, the
+choices the CLI offers, and the config's own checks, for every cell, so a bad file fails here naming the axis,
+the value or the cell, not hours into a run.
 """
 
 from __future__ import annotations

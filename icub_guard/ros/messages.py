@@ -26,11 +26,13 @@ from icub_guard_msgs.msg import (
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
+from ..core.errors import InputError
+
 __all__ = ["AttackReport", "ClassList", "Decision", "DecisionArray", "GroundTruth", "Label", "Query", "Region",
            "RegionArray",
            "attack_report",
-           "class_list", "decision_body", "decision_msg", "header_of", "query_body", "query_msg", "stamp_of",
-           "teach_fields"]
+           "class_list", "decision_body", "decision_msg", "detection_regions", "header_of", "query_body",
+           "query_msg", "stamp_of", "teach_fields"]
 
 NAN = float("nan")
 
@@ -56,6 +58,53 @@ def header_of(stamp, frame_id: str = "") -> Header:
 def _roi(box) -> RegionOfInterest:
     x, y, w, h = (int(v) for v in box)
     return RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
+
+
+#: no frame has a pixel this far out (RegionOfInterest's offsets are 32-bit); bounds the rounding below
+_PIXEL_LIMIT = 2.0**31
+
+
+def _detection_box(bbox) -> tuple[int, int, int, int]:
+    """One vision_msgs BoundingBox2D (float pixels, centre and size) as the (x, y, w, h) box a Region carries.
+
+    Both centre layouts: Pose2D with `position.x/.y` (vision_msgs 4) or with `x/y` (vision_msgs 3 and older).
+    A rotated box becomes the axis-aligned box around it: crops are axis-aligned, and the whole object must be in
+    its crop. Edges are rounded to the nearest pixel (halves up: the same box on every machine). Not clipped: a
+    box partly outside the frame is clipped, and one wholly outside refused, when the frame comes, as for a Region.
+    """
+    c = bbox.center
+    pos = getattr(c, "position", c)
+    cx, cy, sx, sy, theta = (float(v) for v in (pos.x, pos.y, bbox.size_x, bbox.size_y, getattr(c, "theta", 0.0)))
+    if not all(map(math.isfinite, (cx, cy, sx, sy, theta))):
+        raise InputError(f"bbox has a non-finite number (center {cx}, {cy}; size {sx} × {sy}; theta {theta})")
+    if sx <= 0 or sy <= 0:
+        raise InputError(f"bbox has non-positive size {sx} × {sy}")
+    if max(abs(cx), abs(cy), sx, sy) >= _PIXEL_LIMIT:
+        raise InputError(f"bbox beyond any frame (center {cx}, {cy}; size {sx} × {sy})")
+    if theta:
+        cos, sin = abs(math.cos(theta)), abs(math.sin(theta))
+        sx, sy = sx * cos + sy * sin, sx * sin + sy * cos
+    x0, y0 = math.floor(cx - sx / 2 + 0.5), math.floor(cy - sy / 2 + 0.5)
+    w, h = math.floor(cx + sx / 2 + 0.5) - x0, math.floor(cy + sy / 2 + 0.5) - y0
+    if w < 1 or h < 1:
+        raise InputError(f"bbox {sx} × {sy} covers no whole pixel")
+    return x0, y0, w, h
+
+
+def detection_regions(msg) -> tuple[list[tuple[int, int, int, int]], list[str]]:
+    """A detector's vision_msgs/Detection2DArray as the boxes and ids a RegionArray gives `guard_node` (no
+    vision_msgs import: its attributes are read). One malformed detection refuses the whole message
+    (`InputError`, the detection's index in the reason): half a detector's output would be judged as the whole."""
+    boxes, ids = [], []
+    for k, det in enumerate(msg.detections):
+        try:
+            boxes.append(_detection_box(det.bbox))
+            ids.append(str(det.id))
+        except InputError as exc:
+            raise InputError(f"detection {k} (id {str(getattr(det, 'id', ''))[:40]!r}): {exc}") from None
+        except (AttributeError, TypeError, ValueError) as exc:  # not a Detection2D: a duck that does not quack
+            raise InputError(f"detection {k} is not a Detection2D ({type(exc).__name__}: {exc})") from None
+    return boxes, ids
 
 
 def decision_msg(body: dict[str, Any], header: Header) -> Decision:

@@ -414,6 +414,79 @@ def test_every_region_of_a_frame_gets_a_decision(ros, guard, frames):
         ros.destroy_publisher(pub)
 
 
+def _detections(vm, boxes, ids, header=None):
+    """A vision_msgs Detection2DArray of (x, y, w, h) boxes, as a detector sends them: float centres and sizes."""
+    out = []
+    for (x, y, w, h), i in zip(boxes, ids, strict=True):
+        d = vm.Detection2D(id=i)
+        d.bbox.center.position.x, d.bbox.center.position.y = x + w / 2, y + h / 2
+        d.bbox.size_x, d.bbox.size_y = float(w), float(h)
+        out.append(d)
+    return vm.Detection2DArray(header=header or Header(frame_id="camera"), detections=out)
+
+
+def test_a_detectors_detection2darray_gets_one_decision_per_detection(ros, guard, frames):
+    """vision_msgs' Detection2DArray on `detections`, taken like a RegionArray: the next frame's detections judged
+    in one batch, one DecisionArray with each detection's id; a malformed message is refused, counted, and changes
+    nothing. Skipped where vision_msgs is not installed (no wheel of it on PyPI)."""
+    vm = pytest.importorskip("vision_msgs.msg")
+    wait_ready(ros, guard["proc"])
+    arrays: list = []
+    sub = ros.create_subscription(messages.DecisionArray, "decisions", arrays.append, EVENT_QOS)
+    pub = ros.create_publisher(vm.Detection2DArray, "detections", EVENT_QOS)
+    try:
+        ros.wait_for(lambda: sub.get_publisher_count() > 0 and pub.get_subscription_count() > 0, 30, "detections")
+        ros.spin_for(0.5)
+        parts = [frames[0][3], frames[1][3]]
+        image = np.concatenate([f.image for f in parts], axis=1)
+        side = parts[0].image.shape[1]
+        boxes = [(side * k + f.roi[0], f.roi[1], f.roi[2], f.roi[3]) for k, f in enumerate(parts)]
+
+        def judged(ids):
+            n = len(arrays)
+            pub.publish(_detections(vm, boxes, ids))
+            ros.spin_for(0.1)
+            ros.send_frame(image)
+            ros.wait_for(lambda: len(arrays) > n, 30, "a DecisionArray")
+            return arrays[-1]
+
+        arr = judged(["cup-1", "duck-1"])
+        assert len(arr.decisions) == 2 and [d.region_id for d in arr.decisions] == ["cup-1", "duck-1"]
+        assert [(d.roi.x_offset, d.roi.y_offset, d.roi.width, d.roi.height) for d in arr.decisions] == boxes
+        assert len({d.id for d in arr.decisions}) == 2 and {d.roi_source for d in arr.decisions} == {"regions"}
+        before = int(diag(ros).get("rejected_input.detections", 0))
+        pub.publish(_detections(vm, boxes, ["cup-2", "duck-2"]))
+        bad = _detections(vm, boxes, ["cup-3", "nan"])
+        bad.detections[1].bbox.size_x = float("nan")
+        pub.publish(bad)  # refused whole: the regions stay those of the message before
+        ros.spin_for(0.1)
+        n = len(arrays)
+        ros.send_frame(image)
+        ros.wait_for(lambda: len(arrays) > n, 30, "a DecisionArray")
+        assert [d.region_id for d in arrays[-1].decisions] == ["cup-2", "duck-2"]
+        ros.wait_for(lambda: int(diag(ros).get("rejected_input.detections", 0)) == before + 1, 10, "the refusal")
+        assert guard["proc"].poll() is None
+        pub.publish(vm.Detection2DArray())  # cleared: one region again
+        ros.spin_for(0.1)
+        d = ros.frame_and_decision(frames[1][3].image, frames[1][3].roi)
+        ros.wait_for(lambda: arrays[-1].decisions[0].id == d["id"], 10, "the one-region array")
+    finally:
+        ros.destroy_subscription(sub)
+        ros.destroy_publisher(pub)
+
+
+def test_without_vision_msgs_the_guard_says_detections_is_not_available(ros, guard):
+    try:
+        import vision_msgs  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vision_msgs is installed: the guard takes detections")
+    wait_ready(ros, guard["proc"])
+    logs = " ".join(p.read_text() for p in guard["dir"].glob("*.log"))
+    assert "no `detections` (Detection2DArray) subscription" in logs
+
+
 def test_attack_node_perturbs_within_its_bound(ros, guard, frames, tmp_path):
     proc = start_node("attack_node", {"model_path": str(guard["model"]), "attack": "paper", "eps": 300.0,
                                       "steps": 3, "enabled": False, "device": "cpu"}, tmp_path / "attack.log",

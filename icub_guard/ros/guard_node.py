@@ -3,6 +3,7 @@
 Subscribes  image (sensor_msgs/Image, newest frame only; with image_transport "compressed":
             image/compressed, sensor_msgs/CompressedImage, JPEG or PNG), roi (sensor_msgs/RegionOfInterest),
             regions (icub_guard_msgs/RegionArray: every region of the frames to come, e.g. a detector's),
+            detections (vision_msgs/Detection2DArray, where vision_msgs is installed: taken as regions),
             teacher/feedback (std_msgs/String: what a person types, a label or JSON {"query_id"|"decision_id": n,
             "label": s, "teacher": name})
 Publishes   label (String), decision (icub_guard_msgs/Decision; with regions, only when there is one),
@@ -41,6 +42,11 @@ from ..defences import DEFENCES
 from . import common, messages
 from .common import EVENT_QOS, FEEDBACK_QOS, FRAME_QOS, GuardedNode
 from .convert import compressed_to_rgb, draw_decision, image_to_rgb, rgb_to_image
+
+try:  # optional: a detector's output as it is, where vision_msgs is installed (no wheel of it on PyPI)
+    from vision_msgs.msg import Detection2DArray
+except ImportError:
+    Detection2DArray = None
 
 #: The classes topic is latched: a subscriber that comes late still gets the latest list.
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -103,6 +109,11 @@ class GuardNode(GuardedNode):
             self.create_subscription(Image, "image", self.on_image, image_qos)
         self.create_subscription(RegionOfInterest, "roi", self.on_roi, EVENT_QOS)
         self.create_subscription(messages.RegionArray, "regions", self.on_regions, EVENT_QOS)
+        if Detection2DArray is not None:
+            self.create_subscription(Detection2DArray, "detections", self.on_detections, EVENT_QOS)
+        else:
+            self.get_logger().info("vision_msgs is not installed: no `detections` (Detection2DArray) subscription; "
+                                   "`regions` (RegionArray) takes a detector's boxes")
         self.create_subscription(String, "teacher/feedback", self.on_feedback, FEEDBACK_QOS,
                                  event_callbacks=self.count_lost("feedback"))
         self.create_service(Teach, "~/teach", self.on_teach)
@@ -133,7 +144,21 @@ class GuardNode(GuardedNode):
     def on_regions(self, msg) -> None:
         """Every region of the frames to come (valid for `roi_timeout`, like `roi`); an empty array clears them."""
         boxes = [(int(r.roi.x_offset), int(r.roi.y_offset), int(r.roi.width), int(r.roi.height)) for r in msg.regions]
-        self.regions = (boxes, [r.id for r in msg.regions], time.monotonic()) if boxes else None
+        self._set_regions(boxes, [r.id for r in msg.regions])
+
+    def on_detections(self, msg) -> None:
+        """A detector's Detection2DArray, taken as a RegionArray (boxes on the pixel grid, each `id` its region id).
+        One malformed detection refuses the message (counted as `rejected_input.detections`); the regions stay."""
+        try:
+            boxes, ids = messages.detection_regions(msg)
+        except InputError as exc:
+            self.reject_input("detections", exc)
+            return
+        self._set_regions(boxes, ids)
+
+    def _set_regions(self, boxes: list[tuple[int, int, int, int]], ids: list[str]) -> None:
+        """The regions of the frames to come, from either topic; none clears them (one region per frame again)."""
+        self.regions = (boxes, ids, time.monotonic()) if boxes else None
 
     def on_image(self, msg: Image | CompressedImage) -> None:
         t0 = time.perf_counter()

@@ -355,7 +355,8 @@ def test_cluster_sweep_loses_no_cell_when_a_node_dies(tmp_path):
 
 @pytest.mark.skipif(os.environ.get("ICUB_GUARD_CLUSTER_TEST") != "1",
                     reason="minutes: set ICUB_GUARD_CLUSTER_TEST=1 (a real sweep interrupted with Ctrl-C, resumed)")
-def test_ctrl_c_then_the_same_command_resumes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_then_the_same_command_resumes(tmp_path, sig):
     doc = {"evaluation": "evaluate", "retries": 0,
            "fixed": {"n_train": 3, "n_val": 3, "n_test": 2, "d_max": [0, 500, 1000], "steps": 10, "fmn_steps": 20,
                      "backbone": "resnet18", "input_size": 64, "device": "cpu", "ensemble_steps": 0,
@@ -375,9 +376,9 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path):
         if db.exists():
             with sqlite3.connect(db) as con:
                 done = con.execute("SELECT COUNT(*) FROM cells WHERE status='done'").fetchone()[0]
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)  # Ctrl-C, or `kill` / `timeout` / a scheduler's SIGTERM: the same clean stop
     out = p.communicate(timeout=120)[0]
-    assert p.returncode == 130 and "run the same command again to resume" in out, out
+    assert p.returncode == 128 + sig and "run the same command again to resume" in out, out
     with sqlite3.connect(db) as con:
         states = dict(con.execute("SELECT status, COUNT(*) FROM cells GROUP BY status").fetchall())
     assert states.get("running", 0) == 0 and 1 <= states.get("done", 0) < 6, states  # none left "running"

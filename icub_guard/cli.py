@@ -328,20 +328,11 @@ def cmd_sweep_run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise GuardError("sweep run: --workers must be >= 1")
     print(f"sweep {spec.path}: {len(cells)} cells of {spec.evaluation} -> {spec.results}")
-    stopped = []
-
-    def terminate(signum, frame):  # `kill`, `timeout`, a scheduler: stop as on Ctrl-C (cells in flight cancelled)
-        stopped.append(signum)
-        raise KeyboardInterrupt
-
-    before = signal.signal(signal.SIGTERM, terminate)
     try:
         s = run_sweep(spec, cells, args.address, args.workers, quiet=args.quiet)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`runner.Stopped`)
         print("interrupted: finished cells are in the table; run the same command again to resume", file=sys.stderr)
-        return 128 + (stopped[0] if stopped else signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, before)
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     print(f"{s['done']} done, {s['failed']} failed, {s['skipped_done']} already done; "
           f"{s['prepare_tasks']} shared preparation(s); {s['wall_s']:.1f} s")
     return 0 if s["failed"] == 0 else 1

@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import signal
 import socket
 import subprocess
+import threading
 import time
 import traceback
 from dataclasses import asdict
@@ -126,6 +128,15 @@ def connect(address: str | None, workers: int | None) -> bool:
     return True
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a scheduler) during a sweep: handled as Ctrl-C is — the cells in flight are
+    cancelled and released, the finished ones stay — with the signal's number for the exit code."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
 def run_sweep(spec: SweepSpec, cells: list[Cell], address: str | None = None, workers: int | None = None,
               quiet: bool = False) -> dict:
     """Run every cell not yet done; append each to the results table as it finishes. Returns counts."""
@@ -142,9 +153,23 @@ def run_sweep(spec: SweepSpec, cells: list[Cell], address: str | None = None, wo
         if not todo:
             return summary
         started = connect(address, workers)
+        # after ray.init, which sets its own SIGTERM handler (sys.exit: the cells in flight would stay "running")
+        received: list[int] = []
+
+        def stop(signum, frame):
+            received.append(signum)
+            raise Stopped(signum)
+
+        before = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
         try:
             _run(spec, todo, table, summary, quiet)
+        except KeyboardInterrupt as exc:  # Ray's wait may turn the handler's exception into a plain one
+            if received and not isinstance(exc, Stopped):
+                raise Stopped(received[0]) from exc
+            raise
         finally:
+            if before is not None:
+                signal.signal(signal.SIGTERM, before)
             if started:
                 ray.shutdown()
         return summary

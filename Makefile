@@ -79,7 +79,7 @@ bench-secml: $(VENV)/.installed
 	test -x $(SECML_VENV)/bin/python || $(PYTHON) -m venv $(SECML_VENV)
 	$(SECML_VENV)/bin/pip install -q "numpy<2" "matplotlib<3.9" "setuptools<81" torch==2.14.1 torchvision==0.29.1 \
 	  scipy==1.17.1 scikit-learn==1.9.1 opencv-python-headless==4.10.0.84 pybullet==3.2.7 tqdm PyYAML joblib \
-	  Pillow requests python-dateutil
+	  Pillow requests python-dateutil mcap==1.6.0 mcap-ros2-support==0.6.0
 	$(SECML_VENV)/bin/pip install -q --no-deps secml==0.13
 	PYTHONPATH=. $(SECML_VENV)/bin/python bench/bench_secml.py
 

@@ -377,6 +377,13 @@ def test_restart_reloads_what_was_taught(ros, guard, frames):
     assert d["scores"]["duck"] == max(d["scores"].values())
 
 
+def _side_by_side(parts):
+    """Camera frames side by side as one frame, and each frame's object box in it: a scene with several objects."""
+    side = parts[0].image.shape[1]
+    return (np.concatenate([f.image for f in parts], axis=1),
+            [(side * k + f.roi[0], f.roi[1], f.roi[2], f.roi[3]) for k, f in enumerate(parts)])
+
+
 def test_every_region_of_a_frame_gets_a_decision(ros, guard, frames):
     """A RegionArray (a detector's output): the next frame's regions judged together, one DecisionArray with each
     region's decision (its id carried), no single `decision` for it; an empty array goes back to one region."""
@@ -387,9 +394,7 @@ def test_every_region_of_a_frame_gets_a_decision(ros, guard, frames):
         ros.wait_for(lambda: sub.get_publisher_count() > 0 and pub.get_subscription_count() > 0, 30, "regions")
         ros.spin_for(0.5)
         parts = [frames[0][3], frames[1][3], frames[2][0]]
-        image = np.concatenate([f.image for f in parts], axis=1)
-        side = parts[0].image.shape[1]
-        boxes = [(side * k + f.roi[0], f.roi[1], f.roi[2], f.roi[3]) for k, f in enumerate(parts)]
+        image, boxes = _side_by_side(parts)
         pub.publish(messages.RegionArray(regions=[
             messages.Region(roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h), id=f"det{k}")
             for k, (x, y, w, h) in enumerate(boxes)]))
@@ -429,7 +434,8 @@ def test_a_detectors_detection2darray_gets_one_decision_per_detection(ros, guard
     """vision_msgs' Detection2DArray on `detections`, taken like a RegionArray: the next frame's detections judged
     in one batch, one DecisionArray with each detection's id; a malformed message is refused, counted, and changes
     nothing. Skipped where vision_msgs is not installed (no wheel of it on PyPI)."""
-    vm = pytest.importorskip("vision_msgs.msg")
+    vm = pytest.importorskip("vision_msgs.msg",
+                             reason="vision_msgs is not on PyPI (built from source, it runs: docs/ros-interface.md)")
     wait_ready(ros, guard["proc"])
     arrays: list = []
     sub = ros.create_subscription(messages.DecisionArray, "decisions", arrays.append, EVENT_QOS)
@@ -438,9 +444,7 @@ def test_a_detectors_detection2darray_gets_one_decision_per_detection(ros, guard
         ros.wait_for(lambda: sub.get_publisher_count() > 0 and pub.get_subscription_count() > 0, 30, "detections")
         ros.spin_for(0.5)
         parts = [frames[0][3], frames[1][3]]
-        image = np.concatenate([f.image for f in parts], axis=1)
-        side = parts[0].image.shape[1]
-        boxes = [(side * k + f.roi[0], f.roi[1], f.roi[2], f.roi[3]) for k, f in enumerate(parts)]
+        image, boxes = _side_by_side(parts)
 
         def judged(ids):
             n = len(arrays)

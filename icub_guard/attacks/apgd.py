@@ -65,14 +65,21 @@ class APGD(Attack):
             if target is not None:
                 third = (third + top[:, min(3, k - 1)]) / 2
             return self.gain(scores, y, target) / (top[:, 0] - third + 1e-12)
-        z = scores
-        if self.reject_aware and self.thresholds is not None:
-            z = torch.cat([scores - self.thresholds.to(scores.dtype)[None], scores.new_zeros(len(scores), 1)], 1)
+        z = self.relative(scores)
+        if z is not scores:  # reject-aware: a "rejected" logit 0 beside the classes
+            z = torch.cat([z, z.new_zeros(len(z), 1)], 1)
         logp = torch.log_softmax(z, 1)
         if target is not None:
             return logp.gather(1, target[:, None])[:, 0]
         wrong = logp[:, : scores.shape[1]].scatter(1, y[:, None], float("-inf"))
         return torch.logsumexp(wrong, 1)
+
+    def relative(self, scores: torch.Tensor) -> torch.Tensor:
+        """The scores as the reject option reads them: minus each class's threshold when reject-aware (z_l), else
+        the scores themselves."""
+        if self.reject_aware and self.thresholds is not None:
+            return scores - self.thresholds.to(scores.dtype)[None]
+        return scores
 
     def _grad(self, x, y, target):
         return self.gain_and_grad(x, y, target, self.objective)
@@ -168,10 +175,7 @@ class APGDT(APGD):
         """The wrong classes per sample, most promising first: by score, or — reject-aware — by score minus the
         class's threshold (the class nearest to being accepted; a high-scoring class with a high threshold is
         further from acceptance than its score says)."""
-        z = scores
-        if self.reject_aware and self.thresholds is not None:
-            z = scores - self.thresholds.to(scores.dtype)[None]
-        return z.scatter(1, y[:, None], -float("inf")).argsort(1, descending=True)
+        return self.relative(scores).scatter(1, y[:, None], -float("inf")).argsort(1, descending=True)
 
     def _run(self, x, y, target, start):
         if target is not None:

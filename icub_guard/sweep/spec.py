@@ -95,15 +95,15 @@ def parse_spec(doc, path: Path, kinds: dict[str, EvaluationKind] | None = None) 
         raise SweepError(f"{where}: fixed and axes are mappings of parameter names")
     if not axes:
         raise SweepError(f"{where}: no axes: the grid is empty (name at least one parameter with a list of values)")
-    linked = {key: axis_names(key) for key in axes if isinstance(key, str)}
-    named = [*fixed, *(n for key in axes for n in linked.get(key, [key]))]
-    for key in named:
+    linked = {key: axis_names(key) if isinstance(key, str) else [key] for key in axes}
+    on_axes = [n for names in linked.values() for n in names]
+    for key in (*fixed, *on_axes):
         if not isinstance(key, str) or key not in params:
             raise SweepError(f"{where}: unknown parameter {key!r} of {name}; its parameters: {', '.join(params)}")
-    both = sorted(set(fixed) & set(named[len(fixed):]))
+    both = sorted(set(fixed) & set(on_axes))
     if both:
         raise SweepError(f"{where}: {', '.join(both)} is both fixed and an axis")
-    twice = sorted({n for n in named[len(fixed):] if named[len(fixed):].count(n) > 1})
+    twice = sorted({n for n in on_axes if on_axes.count(n) > 1})
     if twice:
         raise SweepError(f"{where}: {', '.join(twice)} is on more than one axis")
     checked_axes: dict[str, list] = {}

@@ -717,9 +717,11 @@ def test_guard_keeps_a_loaded_models_calibrated_thresholds(ros, frames, tmp_path
                                   lambda m: ros.msgs["calibrated"].append(messages.decision_body(m)), EVENT_QOS)
     try:
         ros.wait_for(lambda: sub.get_publisher_count() > 0, 60, "the calibrated guard")
-        ros.spin_for(0.5)
-        ros.send_frame(frames[0][0].image, frames[0][0].roi)
-        ros.wait_for(lambda: ros.msgs["calibrated"], 30, "a decision")
+        end = time.monotonic() + 30
+        while not ros.msgs["calibrated"] and time.monotonic() < end:  # resent until the new guard has subscribed
+            ros.send_frame(frames[0][0].image, frames[0][0].roi)
+            ros.spin_for(1.0)
+        ros.wait_for(lambda: ros.msgs["calibrated"], 5, "a decision")
         assert ros.msgs["calibrated"][-1]["thresholds"] == wanted  # not the node's threshold parameter (0)
     finally:
         stop(proc)

@@ -146,6 +146,10 @@ def test_a_linked_axis_varies_its_parameters_together_not_as_a_product(tmp_path)
      "cell 1 (attack=fmn) cannot be built: the fast minimum-norm attack is l2 only"),
     ({"evaluation": "evaluate-defences", "axes": {"defences": ["jpeg", "nodefence"]}}, "cell 1 (defences=nodefence)"),
     ({"evaluation": "evaluate-everything", "axes": {"seed": [0]}}, "evaluation must be one of"),
+    ({"evaluation": "evaluate-openset", "axes": {"taught": [["mug", "duck"], ["mug"]]}},
+     "cell 1 (taught=mug) cannot be built: taught must name 2..6"),
+    ({"evaluation": "evaluate-openset", "axes": {"weights": ["random", "resnet.pth"]}}, "unknown weights 'resnet.pth'"),
+    ({"evaluation": "evaluate-openset", "axes": {"input_size": [64, -1]}}, "input_size must be >= 0"),
     ({"evaluation": "evaluate", "axes": {"seed": [0]}, "retry": 3}, "unknown key(s) retry"),
 ])
 def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, capsys, doc, reason):
@@ -222,6 +226,39 @@ def test_shared_features_once_and_a_rerun_skips_finished_cells(tmp_path, local_r
     text = (tmp_path / "report" / "report.md").read_text()
     assert files["accuracy"] == "accuracy.png" and (tmp_path / "report" / "cost.png").stat().st_size > 0
     assert "6 done" in text and "## Failed cells\n\nnone" in text
+    table.close()
+
+
+def test_an_openset_sweep_runs_its_cells_and_reports_auroc(tmp_path, local_ray):
+    """`evaluation: evaluate-openset`: one backbone column per cell, on Ray; the results table holds the attacked
+    untaught crops' curve and its check, and the report gives each cell's AUROC table."""
+    from icub_guard.sweep.runner import run_sweep
+
+    doc = {"evaluation": "evaluate-openset",
+           "fixed": {"n_train": 6, "n_val": 8, "n_test": 3, "n_far": 4, "n_adv": 1, "d_max": [0, 500, 4000],
+                     "fmn_steps": 5, "steps": 2, "recognition_train": 0, "analysis_n": 0, "knn_k": 2,
+                     "backbone": "resnet18", "input_size": 32, "device": "cpu"},
+           "axes": {"taught": [["mug", "duck"], ["mug", "duck", "teddy"]]}}
+    spec = spec_of(tmp_path, doc)
+    cells = expand(spec)
+    s = run_sweep(spec, cells, quiet=True)
+    assert (s["done"], s["failed"], s["prepare_tasks"]) == (2, 0, 0)  # nothing shared: each cell is one column
+    table = ResultsTable(spec.results)
+    rows = {r["axes"]["taught"][-1]: r for r in table.rows([c.hash for c in cells])}
+    for taught, r in rows.items():
+        summary = r["summary"]
+        curve = summary["curves"]["untaught crops attacked: still rejected"]
+        assert summary["x"] == [0.0, 500.0, 4000.0] and len(curve) == 3 and all(0 <= v <= 1 for v in curve)
+        assert [c["check"] for c in summary["checks"]] == [
+            "attacked untaught crops still rejected does not rise with d_max (by more than one crop)"]
+        column = next(iter(summary["result"]["backbones"].values()))
+        untaught = 5 if taught == "duck" else 4  # the rest of SimWorld7's 7 kinds
+        assert len(summary["result"]["config"]["untaught"]) == untaught
+        assert set(column["ood"]) == {"untaught", "look-alike", "noise", "blank", "textures", "dead-leaves"}
+    write_report(spec, cells, table, tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert text.count("AUROC / FPR@95 per score (rows) and OOD set (columns):") == 2
+    assert "| reject (AUROC / FPR@95) |" in text and "2 done" in text
     table.close()
 
 

@@ -123,6 +123,22 @@ class OpensetConfig:
 
 
 @dataclass
+class OpensetCellConfig(OpensetConfig):
+    """One column of `evaluate-openset` as a sweep cell: the settings and the backbone it runs on (`weights`:
+    random | simworld | imagenet | PATH, as `--weights` takes one; `input_size` 0: the backbone's own)."""
+
+    backbone: str = "alexnet"
+    weights: str = "random"
+    input_size: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.input_size < 0:
+            raise InputError("input_size must be >= 0 (0: the backbone's own)")
+        backbone_choices([self.weights], self.backbone, self.input_size or None)  # refuses unknown weights
+
+
+@dataclass
 class OpensetData:
     train: Dataset
     val: Dataset

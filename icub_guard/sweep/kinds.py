@@ -1,6 +1,6 @@
 """The evaluations a sweep can run per cell, one entry each: config, how to run it in-process, what it shares.
 
-A new evaluation (e.g. `evaluate-openset`) is one more `EvaluationKind` in `REGISTRY`: its config dataclass,
+A new evaluation is one more `EvaluationKind` in `REGISTRY`: its config dataclass,
 a `run(cfg, prepared)` that returns its result, a `summarise(result)` that gives the results table its curves
 and checks, and, if it starts from the same crops, features and classifiers as `evaluate`, `shares=True`
 (its config then needs `PrepKey`'s fields) and a `prepared=` argument.
@@ -79,13 +79,45 @@ def _summarise_teaching(r) -> dict:
             "checks": [], "timing": r.timing, "result": {"config": r.config, "summary": rows, "timing": r.timing}}
 
 
+def _run_openset(cfg, prepared):
+    from ..evaluation.openset import backbone_choices, run_openset_evaluation
+
+    return run_openset_evaluation(cfg, backbone_choices([cfg.weights], cfg.backbone, cfg.input_size or None))
+
+
+def _summarise_openset(r) -> dict:
+    """The attacked untaught crops still rejected per d_max (its curve), AUROC / FPR@95 per score and OOD set (a
+    table), and one check: that curve does not rise with d_max by more than one crop."""
+    from ..evaluation.curves import rises
+
+    (column,) = r.backbones.values()
+    d_max = list(r.config["d_max"])
+    curves, checks = {}, []
+    if "adversarial_still_rejected" in column:
+        still = column["adversarial_still_rejected"]
+        curves["untaught crops attacked: still rejected"] = still
+        n = r.config["n_adv"] * len(r.config["untaught"])
+        up = rises(still, n)
+        checks.append({"check": "attacked untaught crops still rejected does not rise with d_max (by more than one "
+                                "crop)", "passed": not up,
+                       "detail": " ".join(f"{v:.2f}" for v in still)
+                       + (f"; rises after d_max {', '.join(f'{d_max[i]:g}' for i in up)}" if up else "")})
+    auroc = {f"{score} (AUROC / FPR@95)": {ood: f"{m[score]['auroc']:.3f} / {m[score]['fpr95']:.2f}"
+                                           for ood, m in column["ood"].items()}
+             for score in next(iter(column["ood"].values())) if score != "rejected_by_guard"}
+    return {"x_name": "d_max", "x": d_max, "curves": curves, "checks": checks, "timing": r.timing,
+            "tables": {"AUROC / FPR@95 per score (rows) and OOD set (columns)": auroc}, "result": r.to_json()}
+
+
 def _registry() -> dict[str, EvaluationKind]:
     from ..evaluation import DefenceEvalConfig, EvalConfig, TeachingEvalConfig
+    from ..evaluation.openset import OpensetCellConfig
 
     kinds = [EvaluationKind("evaluate", EvalConfig, _run_security, _summarise_security, shares=True),
              EvaluationKind("evaluate-defences", DefenceEvalConfig, _run_defences, _summarise_defences, shares=True,
                             linear=False),
-             EvaluationKind("evaluate-teaching", TeachingEvalConfig, _run_teaching, _summarise_teaching)]
+             EvaluationKind("evaluate-teaching", TeachingEvalConfig, _run_teaching, _summarise_teaching),
+             EvaluationKind("evaluate-openset", OpensetCellConfig, _run_openset, _summarise_openset)]
     return {k.name: k for k in kinds}
 
 

@@ -42,8 +42,14 @@ def _curves_markdown(c: Cell, r: dict) -> list[str]:
     """One cell's curves: accuracy per x, one row per classifier or defence."""
     s = r["summary"]
     head = f"| {s['x_name']} | " + " | ".join(f"{x:g}" for x in s["x"]) + " |"
-    return [f"### Cell {c.index}: {c.label}", "", head, "|---" * (len(s["x"]) + 1) + "|",
-            *(f"| {name} | " + " | ".join(f"{a:.2f}" for a in acc) + " |" for name, acc in s["curves"].items()), ""]
+    md = [f"### Cell {c.index}: {c.label}", "", head, "|---" * (len(s["x"]) + 1) + "|",
+          *(f"| {name} | " + " | ".join(f"{a:.2f}" for a in acc) + " |" for name, acc in s["curves"].items()), ""]
+    for title, rows in s.get("tables", {}).items():  # measures that are not curves (evaluate-openset's AUROC)
+        cols = list(dict.fromkeys(k for row in rows.values() for k in row))
+        md += [f"{title}:", "", "| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|",
+               *(f"| {name} | " + " | ".join(str(row.get(k, "")) for k in cols) + " |" for name, row in rows.items()),
+               ""]
+    return md
 
 
 def write_report(spec, cells: list[Cell], table: ResultsTable, out: str | Path) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """A sweep file: which evaluation, its fixed parameters, the axes and their values; refused before anything runs.
 
 ```yaml
-evaluation: evaluate            # a name in `kinds.REGISTRY`: evaluate, evaluate-defences, evaluate-teaching, evaluate-openset
+evaluation: evaluate            # a name in `kinds.REGISTRY` (evaluate, evaluate-defences, ...)
 results: main.sqlite            # the results table, relative to this file (default: <file stem>.sqlite beside it)
 retries: 2                      # further attempts of a failed cell (default 2)
 resources: {cpus: 1, gpus: 0.5} # per cell; gpus only where the cluster has a GPU
@@ -12,11 +12,11 @@ axes:
   weights,input_size: [[random, 224], [simworld, 64]]   # linked: the values go together, one axis
 ```
 
-Parameter names are the evaluation config's fields (`EvalConfig`, `DefenceEvalConfig`, `TeachingEvalConfig`, `OpensetCellConfig`);
-an axis named `a,b` is linked: each of its values is a list giving `a` and `b` together (a backbone and its own
-input size), so they vary as one axis, not as a product. Values are checked against the field's type, the
-choices the CLI offers, and the config's own checks, for every cell, so a bad file fails here naming the axis,
-the value or the cell, not hours into a run.
+Parameter names are the evaluation config's fields (`EvalConfig`, `DefenceEvalConfig`, `TeachingEvalConfig`,
+`OpensetCellConfig`); an axis named `a,b` is linked: each of its values is a list giving `a` and `b` together (a
+backbone and its own input size), so they vary as one axis, not as a product. Values are checked against the
+field's type, the choices the CLI offers, and the config's own checks, for every cell, so a bad file fails here
+naming the axis, the value or the cell, not hours into a run.
 """
 
 from __future__ import annotations

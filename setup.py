@@ -25,6 +25,7 @@ setup(
         "numpy",
         "scipy",
         "scikit-learn",
+        "threadpoolctl",
         "opencv-python-headless",
         "torch",
         "torchvision",

@@ -77,6 +77,52 @@ def _stream(data7, extractor, n: int = 4) -> list[LiveFrame]:
     return [LiveFrame(d.images[i], feats[k:k + 1], d.labels[i], r) for r in (0, 1) for k, i in enumerate(idx)]
 
 
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+def test_a_frame_runs_numpys_blas_on_one_thread_and_gives_the_threads_back(trained, data7, caplog):
+    """torch's and OpenBLAS's spinning thread pools fought for the cores on every frame (8 regions: 211 ms, 57 ms
+    with OpenBLAS on one thread; bench/bench_guard.py): the classifier and screening run with numpy's BLAS on one
+    thread, and the earlier limit is back after the frame (nested blocks too). A frame in a thread that cannot
+    set OpenBLAS's limit (threadpoolctl lets one thread set it) is judged all the same, and the log says why."""
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    from icub_guard.core.threads import frame_blas
+
+    guard = Guard(trained, GuardConfig(trained.config))
+    image = np.zeros((96, 200, 3), np.uint8)
+    image[16:80, 4:68] = data7["test"].images[0]
+    seen = []
+    classify = trained.classify_features
+    trained.classify_features = lambda feats: seen.append(_blas_threads()) or classify(feats)
+    try:
+        with threadpool_limits(2, user_api="blas"):
+            guard.frame(image, (4, 16, 64, 64))
+            guard.frame_regions(image, [(4, 16, 64, 64), (70, 16, 64, 64)])
+            assert _blas_threads() == {2}
+            with frame_blas():
+                with frame_blas():
+                    assert _blas_threads() == {1}
+                assert _blas_threads() == {1}  # the outer block still runs
+            assert _blas_threads() == {2}
+            assert seen == [{1}, {1}]
+            # this thread controls OpenBLAS's limit while it lives: a frame in another thread keeps 2 threads
+            steps = []
+            with caplog.at_level("WARNING", logger="icub_guard.core.threads"):
+                t = threading.Thread(target=lambda: steps.append(guard.frame(image, (4, 16, 64, 64))))
+                t.start()
+                t.join(60)
+            assert len(steps) == 1 and steps[0].decision_id is not None  # judged all the same
+            assert seen[-1] == {2} and "another Python thread controls OpenBLAS's limit" in caplog.text
+    finally:
+        trained.classify_features = classify
+
+
 def test_the_in_process_teaching_loop_runs_the_guards_defences(extractor, data7):
     """The demo's loop decides through the defences: a detector set to reject half the clean crops rejects more."""
     frames = _stream(data7, extractor, 8)

@@ -27,6 +27,7 @@ from .roi import ROI
 from .saver import BackgroundSaver
 from .screening import ScreeningConfig
 from .session import Feedback, Outcome, Query, Seen, SessionConfig, Step, TeachingSession, parse_class_thresholds
+from .threads import frame_blas
 from .validation import DEFAULT_TEACHER
 
 log = logging.getLogger(__name__)
@@ -137,11 +138,12 @@ class Guard:
             raise InputError(f"a frame needs 1 to {MAX_REGIONS} regions, got {len(rois)}")
         cropped = [self.rec.crop(image, roi) for roi in rois]  # every region checked before anything is recorded
         crops = np.stack([c for c, _ in cropped])
-        feats = self.rec.features(crops)
         out = []
-        for (crop, r), d, f in zip(cropped, self.decide(crops, feats), feats, strict=True):
-            step = self.session.observe(f, now=now, decision=d, crop=crop, source=source)
-            out.append(FrameStep(step, crop, r, "regions"))
+        with frame_blas():
+            feats = self.rec.features(crops)
+            for (crop, r), d, f in zip(cropped, self.decide(crops, feats), feats, strict=True):
+                step = self.session.observe(f, now=now, decision=d, crop=crop, source=source)
+                out.append(FrameStep(step, crop, r, "regions"))
         latency = 1e3 * (time.perf_counter() - t0)
         for fs in out:
             fs.latency_ms = latency  # the frame's, all regions together
@@ -151,9 +153,10 @@ class Guard:
               source: Any = None) -> FrameStep:
         """Judge one crop (`features`: its features, when already extracted): classifier, defences, question."""
         t0 = time.perf_counter()
-        feats = self.rec.features(crop) if features is None else features
-        decision = self.decide([crop], feats)[0]
-        step = self.session.observe(feats, now=now, decision=decision, crop=np.asarray(crop), source=source)
+        with frame_blas():
+            feats = self.rec.features(crop) if features is None else features
+            decision = self.decide([crop], feats)[0]
+            step = self.session.observe(feats, now=now, decision=decision, crop=np.asarray(crop), source=source)
         return FrameStep(step, crop, latency_ms=1e3 * (time.perf_counter() - t0))
 
     def decide(self, crops, features: np.ndarray | None = None) -> list[Decision]:

@@ -46,7 +46,7 @@ def test_record_writes_the_camera_topics_as_ros2_messages(recording, capsys):
     assert not recording.with_name(recording.name + ".partial").exists()
     t = Topics.defaults()
     assert topic_summary(recording) == {t.image: ("sensor_msgs/msg/Image", 70), t.roi: (
-        "sensor_msgs/msg/RegionOfInterest", 70), t.label: ("std_msgs/msg/String", 70)}
+        "sensor_msgs/msg/RegionOfInterest", 70), t.label: ("icub_guard_msgs/msg/GroundTruth", 70)}
     # the pixels are the simulator's (seeded), and rclpy's own deserialiser reads the same message
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
@@ -58,6 +58,12 @@ def test_record_writes_the_camera_topics_as_ros2_messages(recording, capsys):
     raw = next(iter_messages(recording, [t.image]))
     ros = deserialize_message(raw.data, Image)
     assert (ros.encoding, ros.height, ros.width) == ("rgb8", 128, 128)
+    # the ground truth is the camera node's typed GroundTruth, stamped like its image, as rclpy reads it
+    from icub_guard_msgs.msg import GroundTruth
+
+    truth = deserialize_message(next(iter_messages(recording, [t.label])).data, GroundTruth)
+    assert (truth.label, truth.frame, truth.header.stamp.sec, truth.header.stamp.nanosec) == (
+        expected[0].label, 0, ros.header.stamp.sec, ros.header.stamp.nanosec)
     assert bytes(ros.data) == frames[0].image.tobytes()
     assert MessageDecoder(recording)(raw).header.frame_id == ros.header.frame_id == "camera"
     # what rosbag2's MCAP plugin and Foxglove look for: the ros2 profile, a summary with statistics, cdr + ros2msg
@@ -76,12 +82,52 @@ def test_record_can_add_a_guards_decisions(model, tmp_path):
     assert main(["-q", "record", str(out), "--rounds", "1", "--frames-per-object", "1", "--decisions", str(model)]) == 0
     t = Topics.defaults()
     decode = MessageDecoder(out)
-    decisions = [json.loads(decode(m).data) for m in iter_messages(out, [t.decision])]
-    truth = [json.loads(decode(m).data) for m in iter_messages(out, [t.label])]
+    assert topic_summary(out)[t.decision] == ("icub_guard_msgs/msg/Decision", 7)  # what guard_node publishes
+    decisions = [decode(m) for m in iter_messages(out, [t.decision])]
+    truth = [decode(m) for m in iter_messages(out, [t.label])]
     assert len(decisions) == len(truth) == 7
-    assert all(d["schema"] == "icub_guard/decision@1" and d["roi_source"] == "topic" for d in decisions)
-    assert [d["stamp"] for d in decisions] == [g["stamp"] for g in truth]  # each decision is about its frame
+    assert all(d.roi_source == "topic" and d.roi.width > 0 and d.id > 0 for d in decisions)
+    assert all(d.label == "unknown" or d.label in d.class_names for d in decisions)
+    assert all(len(d.scores) == len(d.thresholds) == len(d.class_names) == 7 for d in decisions)
+    stamp = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in decisions]
+    assert stamp == [(g.header.stamp.sec, g.header.stamp.nanosec) for g in truth]  # each about its frame
+    # rclpy reads the same bytes as the message guard_node publishes
+    from icub_guard_msgs.msg import Decision
+    from rclpy.serialization import deserialize_message
+
+    first = deserialize_message(next(iter_messages(out, [t.decision])).data, Decision)
+    assert (first.id, first.label, list(first.class_names)) == (decisions[0].id, decisions[0].label,
+                                                                 list(decisions[0].class_names))
     assert main(["-q", "record", str(out), "--decisions", str(tmp_path / "none.npz")]) == 2  # a clear error
+
+
+def test_the_recordings_message_definitions_are_the_interface_packages(tmp_path):
+    """A recording carries icub_guard_msgs' definitions (what `ros2 bag info` and Foxglove decode with): they must
+    say what icub_guard_msgs/msg/*.msg say, or the bytes would not be the live graph's messages."""
+    from icub_guard.recordings import schemas
+
+    for name in ("GroundTruth", "Decision", "AttackReport"):
+        lines = [" ".join(ln.split("#", 1)[0].split()) for ln in (ROOT / "icub_guard_msgs" / "msg" /
+                                                                  f"{name}.msg").read_text().splitlines()]
+        own = schemas.DEFINITIONS[f"icub_guard_msgs/msg/{name}"].split("=" * 80)[0]
+        assert own.splitlines() == [ln for ln in lines if ln], name
+
+
+def test_a_robots_string_ground_truth_is_read_too(tmp_path):
+    """A robot's recorder may publish labels as std_msgs/String: a bare label, or JSON {"label", "stamp"} (matched
+    to the image with that stamp), else the latest label before an image goes with it."""
+    from icub_guard.recordings.writer import RecordingWriter, stamp_of
+
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    path = tmp_path / "robot.mcap"
+    with RecordingWriter(path) as w:
+        w.string(w.topics.label, "mug", 1_000)
+        w.image(rgb, 1_000)
+        w.string(w.topics.label, json.dumps({"label": "duck", "stamp": stamp_of(3_000)}), 2_000)
+        w.string(w.topics.label, "teddy", 2_500)  # the latest before the next image, but not its stamp's
+        w.image(rgb, 3_000)
+        w.image(rgb, 4_000)
+    assert [f.label for f in read_frames(path, Topics.defaults())] == ["mug", "duck", "teddy"]
 
 
 def test_a_recording_is_a_dataset_split_by_time(recording):
@@ -302,4 +348,7 @@ def test_the_attack_node_records_the_stream_it_publishes(ros, recording, model, 
     assert [f.label for f in recorded] == [f.label for f in frames]
     assert all(np.array_equal(r.image, p) for r, p in zip(recorded, published, strict=True))
     assert any(not np.array_equal(r.image, f.image) for r, f in zip(recorded, frames))  # attacked frames
-    assert topic_summary(out)[Topics.defaults().attack][1] >= 1
+    assert topic_summary(out)[Topics.defaults().attack][0] == "icub_guard_msgs/msg/AttackReport"
+    reports = [MessageDecoder(out)(m) for m in iter_messages(out, [Topics.defaults().attack])]
+    assert reports and {r.attack for r in reports} == {"fgsm"} and all(r.eps == 300.0 for r in reports)
+    assert reports[-1].attacked == len(reports) == len(frames)  # one region a frame, counted as it went

@@ -34,8 +34,17 @@ class RecordedFrame:
     t_ns: int  # when it was logged
 
 
+def _label_of(msg) -> tuple[str, tuple[int, int] | None]:
+    """(label, stamp) of a ground-truth message: the camera's GroundTruth (what the live graph publishes and
+    `icub-guard record` writes), or a std_msgs/String (a robot's own: a bare label, or JSON {"label", "stamp"})."""
+    if hasattr(msg, "data"):
+        return _label_text(msg.data)
+    s = msg.header.stamp
+    return check_label(msg.label), (int(s.sec), int(s.nanosec))
+
+
 def _label_text(text: str) -> tuple[str, tuple[int, int] | None]:
-    """(label, stamp) of a ground-truth message: the camera's JSON {"label", "stamp"} or a bare label."""
+    """(label, stamp) of a String ground truth: JSON {"label", "stamp"} or a bare label."""
     body = None
     if text.lstrip().startswith("{"):
         body = loads(text)
@@ -78,7 +87,7 @@ def read_frames(path: str | Path, topics: Topics, labels: dict[int, str] | None 
                 r = (int(msg.x_offset), int(msg.y_offset), int(msg.width), int(msg.height))
                 roi = r if r[2] > 0 and r[3] > 0 else None  # a zero region: none (ROS's "full image")
             else:
-                latest_label, stamp = _label_text(msg.data)
+                latest_label, stamp = _label_of(msg)
                 n_labels += 1
                 if stamp is not None:
                     by_stamp[stamp] = latest_label

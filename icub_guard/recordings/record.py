@@ -53,7 +53,7 @@ def record_simworld(out: str | Path, variant: str = "7", rounds: int = 2, frames
             w.frame(frame.image, t_ns, n, frame.roi, frame.label)
             if guard is not None:
                 step = guard.frame(frame.image, frame.roi, now=t_ns * 1e-9)
-                w.text(topics.decision, guard.decision_payload(step, stamp=stamp_of(t_ns), frame_id="camera"), t_ns)
+                w.decision(guard.decision_payload(step, stamp=stamp_of(t_ns), frame_id="camera"), t_ns)
             n += 1
             if progress is not None:
                 progress(n)

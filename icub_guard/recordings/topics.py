@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 class Topics:
     image: str  # sensor_msgs/Image
     roi: str  # sensor_msgs/RegionOfInterest
-    label: str  # std_msgs/String: the camera's ground truth, JSON {"stamp", "label", "frame"} or a bare label
-    decision: str = "/decision"  # std_msgs/String: the guard's decisions (JSON icub_guard/decision@1)
-    attack: str = "/attack/info"  # std_msgs/String: what the attack node did to a frame
+    label: str  # the camera's ground truth: icub_guard_msgs/GroundTruth (a robot's: std_msgs/String, see frames.py)
+    decision: str = "/decision"  # icub_guard_msgs/Decision: the guard's decisions
+    attack: str = "/attack/info"  # icub_guard_msgs/AttackReport: what the attack node did to a frame
 
     @classmethod
     def defaults(cls) -> Topics:

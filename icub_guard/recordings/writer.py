@@ -1,6 +1,8 @@
 """Writing a recording: camera frames, regions, ground truth and decisions to one MCAP file.
 
-Messages are CDR-encoded against the ROS 2 definitions (`schemas.py`) by
+Every topic has the type the live graph publishes it with (the camera's GroundTruth, the guard's Decision,
+the attack node's AttackReport: `msg_fields` builds their fields for both). Messages are CDR-encoded
+against the ROS 2 definitions (`schemas.py`) by
 mcap-ros2-support, in pure Python: no ROS install is needed to write, and
 `ros2 bag info`, Foxglove and `rclpy` read the result. The file is written
 under `NAME.partial` and renamed when closed, so a recording that was cut off
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 from mcap_ros2.writer import Writer
 
-from ..core.jsonio import dumps
+from .. import msg_fields
 from . import schemas
 from .topics import Topics
 
@@ -71,13 +73,29 @@ class RecordingWriter:
         self._write(self.topics.roi, schemas.ROI,
                     {"x_offset": x, "y_offset": y, "width": w, "height": h, "do_rectify": False}, t_ns)
 
-    def text(self, topic: str, payload: Any, t_ns: int) -> None:
-        """A std_msgs/String holding strict JSON (a decision, a ground truth, an attack's report)."""
-        self.string(topic, dumps(payload), t_ns)
-
     def string(self, topic: str, data: str, t_ns: int) -> None:
-        """A std_msgs/String as it came (a message passed through)."""
+        """A std_msgs/String (e.g. a robot's own labels, which its recorder publishes as text)."""
         self._write(topic, schemas.STRING, {"data": str(data)}, t_ns)
+
+    def ground_truth(self, label: str, index: int, t_ns: int, frame_id: str = "camera",
+                     stamp: dict[str, int] | None = None) -> None:
+        """The camera's GroundTruth for frame number `index` (`stamp`: its frame's, default `t_ns`)."""
+        self._write(self.topics.label, schemas.GROUND_TRUTH,
+                    {"header": msg_fields.header(stamp or stamp_of(t_ns), frame_id),
+                     **msg_fields.ground_truth(label, index)}, t_ns)
+
+    def decision(self, body: dict[str, Any], t_ns: int) -> None:
+        """The guard's Decision about a frame (the core's record: `Guard.decision_payload`, its stamp and frame id
+        those of the frame), as guard_node publishes it."""
+        self._write(self.topics.decision, schemas.DECISION,
+                    {"header": msg_fields.header(body.get("stamp"), body.get("frame_id", "")),
+                     **msg_fields.decision(body)}, t_ns)
+
+    def attack_report(self, info: dict[str, Any], counts: dict[str, int], stamp: dict[str, int], frame_id: str,
+                      t_ns: int) -> None:
+        """What the attack node did to one region of the frame stamped `stamp` (its AttackReport)."""
+        self._write(self.topics.attack, schemas.ATTACK_REPORT,
+                    {"header": msg_fields.header(stamp, frame_id), **msg_fields.attack_report(info, counts)}, t_ns)
 
     def frame(self, rgb: np.ndarray, t_ns: int, index: int, roi=None, label: str | None = None,
               frame_id: str = "camera") -> None:
@@ -85,7 +103,7 @@ class RecordingWriter:
         if roi is not None:
             self.roi(roi, t_ns)
         if label is not None:
-            self.text(self.topics.label, {"stamp": stamp_of(t_ns), "label": label, "frame": int(index)}, t_ns)
+            self.ground_truth(label, index, t_ns, frame_id)
         self.image(rgb, t_ns, frame_id)
 
     def close(self) -> Path:

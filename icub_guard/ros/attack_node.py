@@ -22,7 +22,6 @@ whether the attack survived the round trip.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -139,9 +138,9 @@ class AttackNode(GuardedNode):
             self.recorder.roi(self.roi[0], self.now_ns())
 
     def on_ground_truth(self, msg) -> None:
-        """The camera's label, recorded as the recordings' ground truth (JSON text: `recordings/`)."""
-        truth = {"label": msg.label, "frame": int(msg.frame), "stamp": messages.stamp_of(msg.header)}
-        self.recorder.string(self.recorder.topics.label, json.dumps(truth), self.now_ns())
+        """The camera's label, recorded as it came (the recordings' ground truth)."""
+        self.recorder.ground_truth(msg.label, int(msg.frame), self.now_ns(), msg.header.frame_id,
+                                   messages.stamp_of(msg.header))
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -236,8 +235,8 @@ class AttackNode(GuardedNode):
             self.counts["fooled_own_copy"] += int(info["fooled_own_copy"])
             self.pub_info.publish(messages.attack_report(info, self.counts, msg.header))
             if self.recorder is not None:
-                info.update(stamp=messages.stamp_of(msg.header), counts=dict(self.counts))
-                self.recorder.text(self.recorder.topics.attack, info, self.now_ns())
+                self.recorder.attack_report(info, self.counts, messages.stamp_of(msg.header), msg.header.frame_id,
+                                            self.now_ns())
         self.publish(rgb_to_image(out, msg.header.stamp, msg.header.frame_id), out)
 
     def publish_diagnostics(self) -> None:

@@ -23,22 +23,17 @@ from icub_guard_msgs.msg import (
     Region,
     RegionArray,
 )
-from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
+from .. import msg_fields
 from ..core.errors import InputError
+from ..msg_fields import num as _num
 
 __all__ = ["AttackReport", "ClassList", "Decision", "DecisionArray", "GroundTruth", "Label", "Query", "Region",
            "RegionArray",
            "attack_report",
            "class_list", "decision_body", "decision_msg", "detection_regions", "header_of", "query_body",
            "query_msg", "stamp_of", "teach_fields"]
-
-NAN = float("nan")
-
-
-def _num(v: Any) -> float:
-    return NAN if v is None else float(v)
 
 
 def _opt(v: float) -> float | None:
@@ -53,11 +48,6 @@ def stamp_of(header: Header) -> dict[str, int]:
 def header_of(stamp, frame_id: str = "") -> Header:
     """A header carrying a frame's stamp (a `builtin_interfaces/Time`) and frame id into an output."""
     return Header(stamp=stamp, frame_id=frame_id)
-
-
-def _roi(box) -> RegionOfInterest:
-    x, y, w, h = (int(v) for v in box)
-    return RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
 
 
 #: no frame has a pixel this far out (RegionOfInterest's offsets are 32-bit); bounds the rounding below
@@ -107,22 +97,19 @@ def detection_regions(msg) -> tuple[list[tuple[int, int, int, int]], list[str]]:
     return boxes, ids
 
 
+def fill(msg, fields: dict[str, Any]):
+    """`msg` with `fields` set (a nested dict fills the nested message): `msg_fields`' dicts as messages."""
+    for name, value in fields.items():
+        if isinstance(value, dict):
+            fill(getattr(msg, name), value)
+        else:
+            setattr(msg, name, value)
+    return msg
+
+
 def decision_msg(body: dict[str, Any], header: Header) -> Decision:
     """The core's decision record (`Guard.decision_payload`) as a `Decision` stamped like its frame."""
-    scores, thresholds, stages = body.get("scores") or {}, body.get("thresholds") or {}, body.get("stages") or {}
-    names = list(scores) or list(thresholds)
-    m = Decision(header=header, id=int(body["id"]), query_id=int(body.get("query_id") or 0),
-                 roi_source=str(body.get("roi_source", "")), region_id=str(body.get("region_id", "")),
-                 label=str(body["label"]),
-                 accepted=bool(body["accepted"]), reason=str(body["reason"]), class_names=names,
-                 scores=[_num(scores.get(c)) for c in names], thresholds=[_num(thresholds.get(c)) for c in names],
-                 margin=_num(body.get("margin")), stage_names=[str(k) for k in stages],
-                 stage_scores=[_num(v) for v in stages.values()],
-                 certified_radius=_num(body.get("certified_radius")), notes=[str(n) for n in body.get("notes", ())],
-                 latency_ms=float(body.get("latency_ms", 0.0)))
-    if body.get("roi") is not None:
-        m.roi = _roi(body["roi"])
-    return m
+    return fill(Decision(header=header), msg_fields.decision(body))
 
 
 def decision_body(m: Decision) -> dict[str, Any]:
@@ -168,17 +155,7 @@ def class_list(classes: list[str], thresholds: dict[str, float], examples: int, 
 
 def attack_report(info: dict[str, Any], counts: dict[str, int], header: Header) -> AttackReport:
     """The attack node's record of one attacked frame (`AttackNode.perturb`) as an `AttackReport`."""
-    norms = info.get("norms") or {}
-    return AttackReport(header=header, attack=str(info["attack"]), eps=float(info["eps"]), norm=str(info["norm"]),
-                        target=str(info.get("target") or ""), reject_aware=bool(info["reject_aware"]),
-                        box=_roi(info["box"]), label_before=str(info["label_before"]),
-                        label_after=str(info["label_after"]), accepted_after=bool(info["accepted_after"]),
-                        fooled_own_copy=bool(info["fooled_own_copy"]),
-                        success_before_rounding=bool(info["success_before_rounding"]),
-                        norm_names=[str(k) for k in norms], norm_values=[float(v) for v in norms.values()],
-                        gradient_evals=int(info.get("gradient_evals") or 0), time_ms=float(info.get("time_ms", 0.0)),
-                        frames=int(counts.get("frames", 0)), attacked=int(counts.get("attacked", 0)),
-                        fooled=int(counts.get("fooled_own_copy", 0)))
+    return fill(AttackReport(header=header), msg_fields.attack_report(info, counts))
 
 
 #: Outcome.action → the Teach/Confirm response's `outcome`

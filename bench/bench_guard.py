@@ -81,9 +81,20 @@ def message_cost(repeats: int = 3000) -> dict:
     return out
 
 
+def _median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(1e3 * (time.perf_counter() - t))
+    return float(np.median(times))
+
+
 def region_cost(input_size: int, frames, repeats: int = 8, weights: str = "random") -> dict:
     """Milliseconds per frame with 1 and with 8 regions (medians), a trained 7-class guard, in this process
-    (`weights`: random AlexNet, or simworld: the project's SimNet)."""
+    (`weights`: random AlexNet, or simworld: the project's SimNet), and the backbone's forward alone on the same
+    crops: the floor a frame's ratio can reach on this machine."""
     from icub_guard.core.guard import Guard
     from icub_guard.core.recognizer import Recognizer, RecognizerConfig
 
@@ -94,16 +105,13 @@ def region_cost(input_size: int, frames, repeats: int = 8, weights: str = "rando
     image = np.concatenate([np.concatenate([f.image for f in frames[21 + 4 * r: 25 + 4 * r]], 1) for r in (0, 1)])
     side = frames[0].image.shape[0]
     boxes = [(side * (k % 4) + 8, side * (k // 4) + 8, side - 16, side - 16) for k in range(8)]
+    crops = np.stack([rec.crop(image, b)[0] for b in boxes])
     out = {}
     for n in (1, 8):
-        guard.frame_regions(image, boxes[:n])  # warm-up
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            guard.frame_regions(image, boxes[:n])
-            times.append(1e3 * (time.perf_counter() - t))
-        out[f"{n}_regions_ms"] = float(np.median(times))
+        out[f"{n}_regions_ms"] = _median_ms(lambda n=n: guard.frame_regions(image, boxes[:n]), repeats)
+        out[f"forward_{n}_ms"] = _median_ms(lambda n=n: rec.features(crops[:n]), repeats)
     out["ratio_8_to_1"] = out["8_regions_ms"] / out["1_regions_ms"]
+    out["forward_ratio_8_to_1"] = out["forward_8_ms"] / out["forward_1_ms"]
     out["torch_threads"] = torch.get_num_threads()
     out["backbone"] = rec.extractor.spec.id
     return out

@@ -393,7 +393,8 @@ def cmd_evaluate_openset(args) -> int:
         write_openset_report,
     )
 
-    cfg = OpensetConfig(taught=tuple(args.taught), n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
+    cfg = OpensetConfig(dataset=dataset_spec(args), taught=tuple(args.taught), n_train=args.n_train,
+                        n_val=args.n_val, n_test=args.n_test,
                         n_far=args.n_far, n_adv=args.n_adv, d_max=tuple(args.d_max), fmn_steps=args.fmn_steps,
                         recognition_train=args.recognition_train, recognition_test=args.recognition_test,
                         analysis_n=args.analysis_n, seed=args.seed, device=args.device)
@@ -529,8 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
     eo.add_argument("--backbone", default="alexnet", choices=sorted(BACKBONES),
                     help="the architecture of random, imagenet and checkpoint columns (simworld: simnet)")
     eo.add_argument("--input-size", type=int, default=None, help="default: each backbone's own (224, simnet 64)")
+    add_dataset_args(eo, help="simworld7 (default: its look-alike SimWorld28 instances are a near-OOD set too) | "
+                     "simworld28 | an image folder | bag:FILE.mcap: --taught names some of its classes, the rest "
+                     "are the untaught ones")
     eo.add_argument("--taught", nargs="+", default=["mug", "duck", "teddy", "lego"],
-                    help="the SimWorld7 kinds taught (in-distribution); the others are the untaught objects")
+                    help="the classes taught (in-distribution); the data set's others are the untaught ones")
     eo.add_argument("--n-train", type=int, default=30)
     eo.add_argument("--n-val", type=int, default=20)
     eo.add_argument("--n-test", type=int, default=30)

@@ -130,6 +130,29 @@ def test_a_robots_string_ground_truth_is_read_too(tmp_path):
     assert [f.label for f in read_frames(path, Topics.defaults())] == ["mug", "duck", "teddy"]
 
 
+def test_the_open_set_evaluation_takes_a_recording(tmp_path, capsys):
+    """`evaluate-openset --dataset bag:FILE`: the taught classes are some of the recording's, the rest are the
+    untaught ones (no look-alike set: that is SimWorld28's); a taught class the recording lacks is refused naming
+    its classes."""
+    rec = tmp_path / "three.mcap"
+    assert main(["-q", "record", str(rec), "--rounds", "3", "--frames-per-object", "10", "--seed", "5"]) == 0
+    args = ["-q", "evaluate-openset", "--dataset", f"bag:{rec}", "--weights", "random", "--backbone", "resnet18",
+            "--input-size", "32", "--n-train", "18", "--n-val", "6", "--n-test", "6", "--n-far", "6", "--n-adv", "1",
+            "--d-max", "0", "2000", "--fmn-steps", "3", "--recognition-train", "0", "--analysis-n", "0",
+            "--device", "cpu", "--out", str(tmp_path / "out")]
+    assert main([*args, "--taught", "mug", "duck", "teddy"]) == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["config"]["untaught"] == ["domino", "jenga", "lego", "soccerball"]
+    (column,) = res["backbones"].values()
+    assert set(column["ood"]) == {"untaught", "noise", "blank", "textures", "dead-leaves"}
+    assert len(column["adversarial_still_rejected"]) == 2
+    assert f"Data: bag:{rec}" in (tmp_path / "out" / "report.md").read_text()
+    capsys.readouterr()
+    assert main([*args, "--taught", "mug", "spoon"]) == 2
+    err = capsys.readouterr().err
+    assert "has the classes ['domino', 'duck', 'jenga', 'lego', 'mug', 'soccerball', 'teddy']" in err
+
+
 def test_a_recording_is_a_dataset_split_by_time(recording):
     spec = f"bag:{recording}"
     splits = {s: load_dataset(spec, s, 100) for s in ("train", "val", "test")}

@@ -2,7 +2,9 @@
 
 Protocol (after OpenOOD v1.5): the classes taught from SimWorld7 (`taught`) are in-distribution;
 near-OOD sets are the untaught SimWorld7 objects (`untaught`) and the look-alike instances 2-4 of
-the taught kinds from SimWorld28 (`look-alike`: tinted, resized); far-OOD sets are uniform noise,
+the taught kinds from SimWorld28 (`look-alike`: tinted, resized); on another data set (`dataset`:
+SimWorld28, a folder, a recording) the taught classes are a chosen subset of its classes and the rest
+are `untaught`; far-OOD sets are uniform noise,
 blank (one colour), procedural textures and dead-leaves images (Baradad et al. 2021). Every set is
 scored by each score (higher: more in-distribution) and reported as AUROC and FPR at 95% TPR,
 with the guard's own operating point (the fraction its calibrated reject option rejects) beside.
@@ -104,12 +106,15 @@ class OpensetConfig:
     analysis_distance: float = 500.0
     seed: int = 0
     device: str = "cpu"
+    dataset: str = "simworld7"  # or any `load_dataset` spec (simworld28, a folder, bag:FILE): taught ⊂ its classes
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.taught if k not in OBJECT_KINDS]
-        if unknown or len(set(self.taught)) < 2 or len(set(self.taught)) == len(OBJECT_KINDS):
+        if self.simworld7 and (unknown or len(set(self.taught)) < 2 or len(set(self.taught)) == len(OBJECT_KINDS)):
             raise InputError(f"taught must name 2..{len(OBJECT_KINDS) - 1} of {sorted(OBJECT_KINDS)}; got "
                              f"{list(self.taught)}")
+        if len(set(self.taught)) < 2:  # another data set's classes are checked when it is read
+            raise InputError(f"taught must name at least 2 classes; got {list(self.taught)}")
         for name in ("n_train", "n_val", "n_test", "n_far", "knn_k"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be positive")
@@ -118,8 +123,9 @@ class OpensetConfig:
                 raise InputError(f"{name} must be >= 0 (0: that measure is skipped)")
 
     @property
-    def untaught(self) -> list[str]:
-        return [k for k in OBJECT_KINDS if k not in self.taught]
+    def simworld7(self) -> bool:
+        """SimWorld7 (the default): its look-alike instances (SimWorld28) are a near-OOD set of their own."""
+        return self.dataset.lower() == "simworld7"
 
 
 @dataclass
@@ -145,6 +151,7 @@ class OpensetData:
     test: Dataset  # taught kinds: in-distribution
     ood: dict[str, Dataset]  # name → crops (labels: what they are)
     adv: Dataset  # untaught crops the adversarial column attacks
+    untaught: list[str]  # the data set's classes not taught
     rec_train: Dataset | None  # SimWorld28 (None: not measured)
     rec_test: Dataset | None
 
@@ -191,23 +198,31 @@ def _where(ds: Dataset, keep: Callable[[str], bool]) -> Dataset:
 
 
 def build_data(cfg: OpensetConfig) -> OpensetData:
-    """Every crop the evaluation scores, rendered once for all backbones."""
+    """Every crop the evaluation scores, rendered (or read) once for all backbones. SimWorld7 adds the look-alike
+    set; another data set's untaught classes are its classes not in `taught` (`InputError` naming its classes when
+    a taught one is not among them, or none is left untaught)."""
     taught = set(cfg.taught)
-    train, val, test7 = (load_dataset("simworld7", s, n, seed=cfg.seed)
-                         for s, n in (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)))
+    train, val, test = (load_dataset(cfg.dataset, s, n, seed=cfg.seed)
+                        for s, n in (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)))
+    classes = sorted({str(v) for v in train.labels})
+    names = [k for k in OBJECT_KINDS if k not in taught] if cfg.simworld7 else [c for c in classes if c not in taught]
+    if not taught <= set(classes) or not names:
+        raise InputError(f"taught {sorted(taught)}: {cfg.dataset} has the classes {classes}; name 2 or more of them "
+                         "and leave at least one untaught")
     train, val = (_where(d, lambda v: v in taught) for d in (train, val))
-    test28 = load_dataset("simworld28", "test", cfg.n_test, seed=cfg.seed)
-    untaught = _where(test7, lambda v: v not in taught)
-    ood = {"untaught": untaught,
-           "look-alike": _where(test28, lambda v: _kind(v) in taught and not v.endswith("1")),
-           **far_ood(cfg.n_far, train.images.shape[1], cfg.seed)}
-    first = np.concatenate([np.flatnonzero(untaught.labels == k)[:cfg.n_adv] for k in cfg.untaught])
+    untaught = _where(test, lambda v: v not in taught)
+    ood = {"untaught": untaught}
+    if cfg.simworld7:
+        test28 = load_dataset("simworld28", "test", cfg.n_test, seed=cfg.seed)
+        ood["look-alike"] = _where(test28, lambda v: _kind(v) in taught and not v.endswith("1"))
+    ood.update(far_ood(cfg.n_far, train.images.shape[1], cfg.seed))
+    first = np.concatenate([np.flatnonzero(untaught.labels == k)[:cfg.n_adv] for k in names])
     rec_train = rec_test = None
     if cfg.recognition_train and cfg.recognition_test:
         rec_train = load_dataset("simworld28", "train", cfg.recognition_train, seed=cfg.seed)
         rec_test = load_dataset("simworld28", "val", cfg.recognition_test, seed=cfg.seed)
-    return OpensetData(train, val, _where(test7, lambda v: v in taught), ood, untaught.subset(first),
-                       rec_train, rec_test)
+    return OpensetData(train, val, _where(test, lambda v: v in taught), ood, untaught.subset(first.astype(int)),
+                       untaught=names, rec_train=rec_train, rec_test=rec_test)
 
 
 # ------------------------------------------------------------------ scores and measures
@@ -352,7 +367,7 @@ def run_openset_evaluation(cfg: OpensetConfig, choices: list[BackboneChoice],
     torch.manual_seed(cfg.seed)
     say("rendering the data sets")
     data = build_data(cfg)
-    res = OpensetResult(asdict(cfg) | {"untaught": cfg.untaught, "backbones": [c.label for c in choices]})
+    res = OpensetResult(asdict(cfg) | {"untaught": data.untaught, "backbones": [c.label for c in choices]})
     res.timing["data_s"] = time.perf_counter() - t
     for c in choices:
         res.backbones[c.label] = evaluate_backbone(c, data, cfg, say)
@@ -364,8 +379,8 @@ def merge_into(res: OpensetResult, previous: dict) -> OpensetResult:
     """`res` with the columns of an earlier run (its results.json) before its own: one report, run in parts.
 
     Refused unless the earlier run had the same settings (its numbers would not be comparable)."""
-    same = {k: v for k, v in res.config.items() if k != "backbones"}
-    before = {k: v for k, v in previous.get("config", {}).items() if k != "backbones"}
+    same = {"dataset": "simworld7"} | {k: v for k, v in res.config.items() if k != "backbones"}
+    before = {"dataset": "simworld7"} | {k: v for k, v in previous.get("config", {}).items() if k != "backbones"}
     if json.loads(json.dumps(same)) != before:
         raise InputError("the earlier results.json was made with other settings; its columns cannot share a report")
     merged = OpensetResult(res.config, dict(previous["backbones"]), dict(previous.get("timing", {})))
@@ -376,16 +391,23 @@ def merge_into(res: OpensetResult, previous: dict) -> OpensetResult:
 
 
 # ------------------------------------------------------------------ report
+def _sets(res: OpensetResult) -> list[str]:
+    """The OOD sets the run scored, near then far (look-alike only on SimWorld7)."""
+    scored = set(next(iter(res.backbones.values()))["ood"]) if res.backbones else set()
+    return [s for s in (*NEAR, *FAR) if s in scored]
+
+
 def openset_markdown(res: OpensetResult) -> str:
     """The report's tables: AUROC / FPR@95 per score and OOD set, one block per backbone, then the columns side by
     side."""
     cfg = res.config
-    lines = [f"# Open-set evaluation\n\nTaught (in-distribution): {', '.join(cfg['taught'])}; untaught objects: "
-             f"{', '.join(cfg['untaught'])}; look-alike: SimWorld28 instances 2-4 of the taught kinds. "
+    alike = "; look-alike: SimWorld28 instances 2-4 of the taught kinds" if _sets(res)[1] == "look-alike" else ""
+    lines = [f"# Open-set evaluation\n\nData: {cfg.get('dataset', 'simworld7')}. Taught (in-distribution): "
+             f"{', '.join(cfg['taught'])}; untaught: {', '.join(cfg['untaught'])}{alike}. "
              f"{cfg['n_train']} training, {cfg['n_val']} validation and {cfg['n_test']} test crops per class; "
              f"{cfg['n_far']} crops per far-OOD set. Scores: higher = more in-distribution. Cells: AUROC / FPR at "
              "95% TPR.\n"]
-    sets = [*NEAR, *FAR]
+    sets = _sets(res)
     for label, b in res.backbones.items():
         lines += [f"## {label}\n", f"ID accuracy {b['id']['accuracy']:.3f}, ID rejected {b['id']['rejected']:.3f} "
                   f"(SVM-adv +{100 * cfg['false_reject']:.0f}% calibrated).\n",
@@ -428,7 +450,7 @@ def plot_roc(res: OpensetResult, out: Path) -> list[str]:
     """One figure: a row per backbone, a panel per OOD set, a ROC curve per score."""
     from .report import _save, plt
 
-    sets = [*NEAR, *FAR]
+    sets = _sets(res)
     rows = len(res.backbones)
     fig, axes = plt.subplots(rows, len(sets), figsize=(2.6 * len(sets), 2.6 * rows), squeeze=False,
                              sharex=True, sharey=True)

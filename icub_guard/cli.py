@@ -224,9 +224,12 @@ def _checks_given(args) -> dict:
 
 
 def cmd_evaluate(args) -> int:
+    from .attacks.constraints import DEFAULT_GRIDS
     from .evaluation import EvalConfig, run_security_evaluation, sanity_lines, write_report
 
     args.dataset = dataset_spec(args)
+    if args.d_max is None:
+        args.d_max = list(DEFAULT_GRIDS[args.norm])
     weights = args.weights
     if weights == "auto":
         weights = make_extractor(args).spec.weights  # imagenet when available, else random (warned)
@@ -489,7 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-train", type=int, default=50, help="training crops per class")
     ev.add_argument("--n-val", type=int, default=20, help="validation crops per class (threshold calibration)")
     ev.add_argument("--n-test", type=int, default=5, help="attacked test crops per class")
-    ev.add_argument("--d-max", type=float, nargs="+", default=[0, 250, 500, 1000, 2000, 4000])
+    ev.add_argument("--d-max", type=float, nargs="+", help="the budgets, in crop pixels 0..255 (default: l2 and l1 "
+                    "0 250 500 1000 2000 4000; linf, a bound per pixel, 0 2 4 8 16 32)")
     ev.add_argument("--norm", default="l2", choices=["l1", "l2", "linf"])
     ev.add_argument("--attack", default="auto", choices=["auto", "fmn", "algorithm1"],
                     help="what draws the curves: one fast minimum-norm run for every d_max (fmn, l2 only), or "

@@ -158,11 +158,27 @@ def test_the_fast_curve_reports_its_attack(result):
 
 @pytest.mark.parametrize(("kw", "match"), [(dict(attack="pgd"), "attack must be one of"),
                                            (dict(attack="fmn", norm="linf"), "l2 only"),
-                                           (dict(fmn_steps=0), "fmn_steps")])
+                                           (dict(fmn_steps=0), "fmn_steps"),
+                                           (dict(norm="linf", d_max=(0, 8, 500)), "linf d_max 500 is above 255"),
+                                           (dict(norm="l3"), "unknown norm")])
 def test_bad_evaluation_settings_are_refused(kw, match):
     with pytest.raises(ValueError, match=match):
         EvalConfig(**kw)
     assert EvalConfig(norm="linf").curve_attack == "algorithm1" and EvalConfig().curve_attack == "fmn"
+
+
+def test_the_default_budgets_follow_the_norm():
+    """A linf budget bounds each pixel (0..255): l2's grid (250 .. 4000) given for linf measured nothing, every
+    curve 0 from the first budget (the main sweep's linf cells did until 2026-12-02)."""
+    from icub_guard.evaluation import DefenceEvalConfig
+
+    assert EvalConfig().d_max == (0.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
+    assert EvalConfig(norm="linf").d_max == (0.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    assert (DefenceEvalConfig().d_max, DefenceEvalConfig().table_d_max) == ((0.0, 500.0, 1000.0, 2000.0), 1000.0)
+    assert (DefenceEvalConfig(norm="linf").d_max, DefenceEvalConfig(norm="linf").table_d_max) == (
+        (0.0, 4.0, 8.0, 16.0), 8.0)
+    with pytest.raises(ValueError, match="linf d_max 1000, 2000 is above 255"):
+        DefenceEvalConfig(norm="linf", d_max=(0, 8, 1000, 2000), table_d_max=8)
 
 
 def test_cli_refuses_the_fast_attack_in_linf(capsys):

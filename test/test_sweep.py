@@ -146,6 +146,8 @@ def test_a_linked_axis_varies_its_parameters_together_not_as_a_product(tmp_path)
      "cell 1 (attack=fmn) cannot be built: the fast minimum-norm attack is l2 only"),
     ({"evaluation": "evaluate-defences", "axes": {"defences": ["jpeg", "nodefence"]}}, "cell 1 (defences=nodefence)"),
     ({"evaluation": "evaluate-everything", "axes": {"seed": [0]}}, "evaluation must be one of"),
+    ({"evaluation": "evaluate-defences", "fixed": {"d_max": [0, 500, 1000], "table_d_max": 1000},
+      "axes": {"norm": ["l2", "linf"]}}, "cell 1 (norm=linf) cannot be built: linf d_max 500, 1000 is above 255"),
     ({"evaluation": "evaluate-openset", "axes": {"taught": [["mug", "duck"], ["mug"]]}},
      "cell 1 (taught=mug) cannot be built: taught must name 2..6"),
     ({"evaluation": "evaluate-openset", "axes": {"weights": ["random", "resnet.pth"]}}, "unknown weights 'resnet.pth'"),

@@ -20,6 +20,23 @@ def check_norm(norm: str) -> str:
     return norm
 
 
+#: an evaluation's d_max grid when none is given, per norm (crop pixels, 0..255: l2 and l1 sum over pixels,
+#: linf bounds each pixel)
+DEFAULT_GRIDS = {"l2": (0.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0), "l1": (0.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0),
+                 "linf": (0.0, 2.0, 4.0, 8.0, 16.0, 32.0)}
+
+
+def check_budgets(norm: str, d_max) -> None:
+    """An evaluation's d_max grid must mean something in its norm: a linf budget bounds each pixel on 0..255, so
+    one above 255 is no bound at all (an l2 grid given for linf measures nothing)."""
+    check_norm(norm)
+    over = [float(d) for d in d_max if norm == "linf" and float(d) > BOX[1]]
+    if over:
+        raise ValueError(f"linf d_max {', '.join(f'{d:g}' for d in over)} is above 255: a linf budget bounds each "
+                         f"pixel (0..255), so that is no bound; give linf budgets such as "
+                         f"{' '.join(f'{d:g}' for d in DEFAULT_GRIDS['linf'])}")
+
+
 def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
 

@@ -44,6 +44,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ..attacks import Attack, OrthogonalPGD, PaperAttack, SquareSearch, resolve_precision
+from ..attacks.constraints import check_budgets, check_norm
 from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
@@ -63,6 +64,11 @@ ALL = ("noise", "blur", "shift", "noise+blur+shift", "multicrop", "multicrop:com
        "kde", "bu", "kde+bu", "mahalanobis", "open_set:tail_size=5", "smoothing", "adv_augment")
 
 
+#: the defence evaluation's d_max grid when none is given, per norm (fewer budgets than `evaluate`'s: each is
+#: attacked by both attackers, EOT included)
+GRIDS = {"l2": (0.0, 500.0, 1000.0, 2000.0), "l1": (0.0, 500.0, 1000.0, 2000.0), "linf": (0.0, 4.0, 8.0, 16.0)}
+
+
 @dataclass
 class DefenceEvalConfig:
     defences: tuple[str, ...] = ALL
@@ -70,11 +76,11 @@ class DefenceEvalConfig:
     n_train: int = 30
     n_val: int = 15
     n_test: int = 3  # attacked crops per class
-    d_max: tuple[float, ...] = (0.0, 500.0, 1000.0, 2000.0)
+    d_max: tuple[float, ...] = ()  # empty: the norm's grid (`GRIDS`)
     norm: str = "l2"
     steps: int = 10
     eot: int = 8  # draws per step for randomised defences
-    table_d_max: float = 1000.0  # where Günther's table and the ROC AUC are read
+    table_d_max: float = 0.0  # where Günther's table and the ROC AUC are read (0: the grid's middle)
     radii: tuple[float, ...] = (0.0, 25.0, 50.0, 100.0, 200.0, 400.0)  # certified accuracy (pixel l2)
     backbone: str = "alexnet"
     weights: str = "random"
@@ -89,6 +95,11 @@ class DefenceEvalConfig:
     binarization: int = 3  # crops of the binarization test per defence whose decision it can express; 0: none
 
     def __post_init__(self) -> None:
+        if not self.d_max:
+            self.d_max = GRIDS[check_norm(self.norm)]
+        check_budgets(self.norm, self.d_max)
+        if not self.table_d_max:
+            self.table_d_max = self.d_max[len(self.d_max) // 2]
         resolve_precision(self.precision)
         if self.ensemble_steps < 0 or self.ensemble_targets < 1 or self.square_queries < 0 or self.binarization < 0:
             raise ValueError("ensemble_steps, square_queries and binarization must be >= 0, ensemble_targets >= 1")

@@ -41,6 +41,7 @@ import torch
 
 from ..attacks import FastMinimumNorm, PaperAttack, SquareSearch, resolve_precision
 from ..attacks.apgd import APGD
+from ..attacks.constraints import DEFAULT_GRIDS, check_budgets, check_norm
 from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
@@ -76,7 +77,7 @@ class EvalConfig:
     n_train: int = 50  # per class
     n_val: int = 20
     n_test: int = 5  # attacked crops per class
-    d_max: tuple[float, ...] = (0.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
+    d_max: tuple[float, ...] = ()  # empty: the norm's grid (attacks/constraints.DEFAULT_GRIDS)
     norm: str = "l2"
     steps: int = 20
     backbone: str = "alexnet"
@@ -97,6 +98,9 @@ class EvalConfig:
     square_queries: int = 200  # the gradient-free check's queries per crop left unbroken; 0: no check
 
     def __post_init__(self) -> None:
+        if not self.d_max:
+            self.d_max = DEFAULT_GRIDS[check_norm(self.norm)]
+        check_budgets(self.norm, self.d_max)
         if self.attack not in ATTACK_MODES:
             raise ValueError(f"attack must be one of {', '.join(ATTACK_MODES)}, not {self.attack!r}")
         if self.attack == "fmn" and self.norm != "l2":

@@ -216,6 +216,37 @@ def test_the_binarization_test_fails_a_null_attack_and_passes_the_evaluations(da
     assert blur.tested + blur.skipped == 2 and blur.found == 0 and not blur.passed
 
 
+def test_the_binarization_test_draws_its_points_in_the_attacks_norm(data7):
+    """A linf budget bounds each pixel: drawn in an l2 ball of radius 8 the points were inseparable and the test had
+    nothing to test (the main sweep's linf cells: "found for 0 of 0"); in the linf ball it tests every crop, FAILs
+    the null attack and passes the linf evaluation's. Nothing tested is inconclusive, never a pass."""
+    import cv2
+    import torch
+
+    from icub_guard.core.features import BackboneSpec, FeatureExtractor
+    from icub_guard.evaluation.binarization import BinarizationResult, binarization_test
+    from icub_guard.evaluation.curves import CurveSettings, EnsembleSettings, budget_attack
+
+    fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), device="cpu")
+    crops = np.stack([cv2.resize(i, (32, 32), interpolation=cv2.INTER_AREA) for i in data7["test"].images[::16]])
+    x = torch.from_numpy(crops[:3]).float()
+
+    def null(model, xs, ys, d, failed):
+        return xs.round().clamp(0, 255).to(torch.uint8).numpy()
+
+    assert binarization_test(fx, x, 8.0, null, norm="l2").tested == 0  # the l2 ball: nothing separable
+    weak = binarization_test(fx, x, 8.0, null, norm="linf")
+    assert (weak.tested, weak.found, weak.passed) == (3, 0, False)
+    attack = budget_attack(CurveSettings("algorithm1", "linf", 20, 20, 10, 10, "float32"),
+                           EnsembleSettings(20, 3, "float32", "linf"))
+    strong = binarization_test(fx, x, 8.0, attack, norm="linf")
+    assert (strong.tested, strong.found, strong.passed) == (3, 3, True)
+    nothing = BinarizationResult(0, 0, 3, 0.95)
+    assert not nothing.passed and "inconclusive" in nothing.detail(8.0)
+    with pytest.raises(ValueError, match="l2 or linf"):
+        binarization_test(fx, x, 8.0, null, norm="l1")
+
+
 def test_the_stronger_attack_checks_fail_an_evaluation_that_left_crops_it_could_have_broken(data7):
     """The gradient-free and the more-steps-and-restarts checks FAIL when the published crops are the clean ones
     (an evaluation that attacked nothing) and pass on what the ensemble published."""

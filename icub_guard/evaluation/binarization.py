@@ -49,6 +49,14 @@ class BinarizationResult:
     def passed(self) -> bool:
         return self.tested > 0 and self.fraction >= self.threshold
 
+    def detail(self, d_max: float) -> str:
+        """The check's line: found / tested, or why nothing could be tested (not a pass either)."""
+        if not self.tested:
+            return (f"d_max {d_max:g}: inconclusive — the readout separated no crop's points ({self.skipped} left "
+                    f"out), so there was nothing to find; not a pass")
+        return (f"d_max {d_max:g}: found for {self.found} of {self.tested} crops ({self.fraction:.2f}; FAIL below "
+                f"{self.threshold:.2f}), {self.skipped} left out (points not separable)")
+
 
 class _Readout(torch.nn.Module):
     """features → (−w·f − b, w·f + b): class 1 is the boundary point's."""
@@ -63,7 +71,16 @@ class _Readout(torch.nn.Module):
         return torch.stack([-z, z], 1)
 
 
-def _ball(x: torch.Tensor, n: int, radius: float, gen: torch.Generator, surface: bool) -> torch.Tensor:
+def _ball(x: torch.Tensor, n: int, radius: float, gen: torch.Generator, surface: bool, norm: str = "l2"
+          ) -> torch.Tensor:
+    """`n` points uniform in the `norm` ball of `radius` around x (`surface`: on its boundary: l2 a random
+    direction, linf a random vertex), in the box and as whole pixels within the budget."""
+    if norm == "linf":
+        shape = (n, *x.shape)
+        d = torch.randint(0, 2, shape, generator=gen).double() * 2 - 1 if surface else \
+            torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1
+        pts = (x[None].double() + radius * d).clamp(0, 255).to(x.dtype)
+        return quantize(pts, x[None].expand_as(pts), radius, "linf")
     d = torch.randn((n, *x.shape), generator=gen, dtype=torch.float64)
     d = d / d.reshape(n, -1).norm(dim=1).view(-1, 1, 1, 1)
     r = torch.full((n,), radius, dtype=torch.float64) if surface else \
@@ -97,17 +114,20 @@ def _features(extractor, transforms: tuple[InputTransform, ...]):
 
 
 def binarization_test(extractor, x: torch.Tensor, d_max: float, attack: AttackUnderTest, n_inner: int = 32,
-                      seed: int = 0, threshold: float = 0.95, transforms: tuple[InputTransform, ...] = ()
-                      ) -> BinarizationResult:
-    """Run the test on crops `x` (N×H×W×3, 0..255) at `d_max` (l2), with a defence's input `transforms` in front of
-    the features when given; see the module docstring."""
+                      seed: int = 0, threshold: float = 0.95, transforms: tuple[InputTransform, ...] = (),
+                      norm: str = "l2") -> BinarizationResult:
+    """Run the test on crops `x` (N×H×W×3, 0..255) at `d_max` in `norm` (l2 or linf: the ball the points are drawn
+    from is the attack's), with a defence's input `transforms` in front of the features when given; see the module
+    docstring."""
+    if norm not in ("l2", "linf"):
+        raise ValueError(f"the binarization test draws its points in l2 or linf, not {norm}")
     gen = torch.Generator().manual_seed(seed)
     features = _features(extractor, tuple(transforms))
     tested = found = skipped = 0
     for i in range(len(x)):
         xi = x[i].cpu()
-        inner = torch.cat([xi[None], _ball(xi, n_inner, d_max, gen, surface=False)])
-        boundary = _ball(xi, 1, 0.95 * d_max, gen, surface=True)
+        inner = torch.cat([xi[None], _ball(xi, n_inner, d_max, gen, surface=False, norm=norm)])
+        boundary = _ball(xi, 1, 0.95 * d_max, gen, surface=True, norm=norm)
         pts = torch.cat([inner, boundary]).round().clamp(0, 255).to(torch.uint8).numpy()
         f = features(pts)
         labels = np.r_[np.zeros(len(inner), int), 1]

@@ -393,7 +393,9 @@ def _checks(case: _Attacked, spec: str, pipe: DefencePipeline, r: DefenceResult,
                         "detail": f"d_max {d_grid[i]:g}: {cfg.square_queries} queries (one draw each) on each of "
                                   f"the {tried} crops left correct broke {broken}"})
     if cfg.binarization > 0 and nonzero:
-        if pipe.smoothing is not None or pipe.detectors:
+        if cfg.norm not in ("l2", "linf"):
+            r.notes.append(f"no binarization test in {cfg.norm}: it draws its points in an l2 or linf ball")
+        elif pipe.smoothing is not None or pipe.detectors:
             r.notes.append("no binarization test: its construction replaces the classifier's readout, and a detector "
                            "or smoothing decides on more than that (the undefended guard's test covers the readout)")
         else:
@@ -421,7 +423,6 @@ def _binarization_check(case: _Attacked, spec: str, pipe: DefencePipeline) -> di
 
     per_class = [np.flatnonzero(case.y == c) for c in np.unique(case.y)]
     pick = torch.as_tensor(sorted(int(idx[0]) for idx in per_class[: cfg.binarization]), device=case.x.device)
-    b = binarization_test(case.extractor, case.x[pick], d, attack, seed=cfg.seed, transforms=transforms)
-    return {"check": name, "passed": b.passed,
-            "detail": f"d_max {d:g}: found for {b.found} of {b.tested} crops ({b.fraction:.2f}; FAIL below "
-                      f"{b.threshold:.2f}), {b.skipped} left out (points not separable)"}
+    b = binarization_test(case.extractor, case.x[pick], d, attack, seed=cfg.seed, transforms=transforms,
+                          norm=cfg.norm)
+    return {"check": name, "passed": b.passed, "detail": b.detail(d)}

@@ -536,6 +536,8 @@ def test_attack_node_perturbs_within_its_bound(ros, guard, frames, tmp_path):
         n = len(ros.msgs["image_out"])
         pub.publish(rgb_to_image(f.image))
         ros.wait_for(lambda: len(ros.msgs["image_out"]) > n, 60, "image_out")
+        # the reports go out before the frame, but on another topic: one may be delivered after it
+        ros.wait_for(lambda: len(ros.msgs["attack/info"]) >= reports + 2, 10, "a report per region")
         new = ros.msgs["attack/info"][reports:]
         boxes = [(r.box.x_offset, r.box.y_offset, r.box.width, r.box.height) for r in new]
         assert len(boxes) == 2 and all(bx <= x and x + w <= bx + bw for (x, _, w, _), (bx, _, bw, _)

@@ -10,24 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 
 import numpy as np
 import torch
 
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
 
-
-def timeit(fn, reps: int) -> float:
-    fn()  # warm-up
-    t = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t.append(time.perf_counter() - t0)
-    return float(np.median(t))
+from benchstats import median_seconds
 
 
 def main() -> None:
@@ -50,8 +39,8 @@ def main() -> None:
             with torch.inference_mode():
                 fx.trunk(pre)
 
-        t_ours = timeit(lambda crops=crops, batch=batch: fx.extract(crops, batch_size=batch), args.reps)
-        t_bare = timeit(bare, args.reps)
+        t_ours = median_seconds(lambda crops=crops, batch=batch: fx.extract(crops, batch_size=batch), args.reps)
+        t_bare = median_seconds(bare, args.reps)
         out["results"].append({"batch": batch, "extract_ms": 1e3 * t_ours, "bare_forward_ms": 1e3 * t_bare,
                                "extract_images_per_s": batch / t_ours, "overhead_ratio": t_ours / t_bare})
     print(json.dumps(out, indent=2))

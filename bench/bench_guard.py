@@ -45,6 +45,7 @@ from icub_guard.ros import messages
 from icub_guard.ros.convert import rgb_to_image
 from icub_guard.sim.world import TabletopSim, simworld_objects
 
+from benchstats import median_seconds
 from ros_harness import Harness, start_node, stop
 
 
@@ -81,16 +82,6 @@ def message_cost(repeats: int = 3000) -> dict:
     return out
 
 
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(1e3 * (time.perf_counter() - t))
-    return float(np.median(times))
-
-
 def region_cost(input_size: int, frames, repeats: int = 8, weights: str = "random") -> dict:
     """Milliseconds per frame with 1 and with 8 regions (medians), a trained 7-class guard, in this process
     (`weights`: random AlexNet, or simworld: the project's SimNet), and the backbone's forward alone on the same
@@ -108,8 +99,8 @@ def region_cost(input_size: int, frames, repeats: int = 8, weights: str = "rando
     crops = np.stack([rec.crop(image, b)[0] for b in boxes])
     out = {}
     for n in (1, 8):
-        out[f"{n}_regions_ms"] = _median_ms(lambda n=n: guard.frame_regions(image, boxes[:n]), repeats)
-        out[f"forward_{n}_ms"] = _median_ms(lambda n=n: rec.features(crops[:n]), repeats)
+        out[f"{n}_regions_ms"] = 1e3 * median_seconds(lambda n=n: guard.frame_regions(image, boxes[:n]), repeats)
+        out[f"forward_{n}_ms"] = 1e3 * median_seconds(lambda n=n: rec.features(crops[:n]), repeats)
     out["ratio_8_to_1"] = out["8_regions_ms"] / out["1_regions_ms"]
     out["forward_ratio_8_to_1"] = out["forward_8_ms"] / out["forward_1_ms"]
     out["torch_threads"] = torch.get_num_threads()

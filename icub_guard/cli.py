@@ -224,12 +224,9 @@ def _checks_given(args) -> dict:
 
 
 def cmd_evaluate(args) -> int:
-    from .attacks.constraints import DEFAULT_GRIDS
     from .evaluation import EvalConfig, run_security_evaluation, sanity_lines, write_report
 
     args.dataset = dataset_spec(args)
-    if args.d_max is None:
-        args.d_max = list(DEFAULT_GRIDS[args.norm])
     weights = args.weights
     if weights == "auto":
         weights = make_extractor(args).spec.weights  # imagenet when available, else random (warned)
@@ -237,7 +234,7 @@ def cmd_evaluate(args) -> int:
         return cmd_evaluate_defences(args, weights)
     try:
         cfg = EvalConfig(dataset=args.dataset, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
-                         d_max=tuple(args.d_max), norm=args.norm, steps=args.steps, backbone=args.backbone,
+                         d_max=tuple(args.d_max or ()), norm=args.norm, steps=args.steps, backbone=args.backbone,
                          weights=weights, input_size=args.input_size, seed=args.seed, device=args.device,
                          target_false_reject=args.false_reject, adaptive=not args.no_adaptive, attack=args.attack,
                          fmn_steps=args.fmn_steps, precision=args.precision, **_checks_given(args))
@@ -265,12 +262,11 @@ def cmd_evaluate_defences(args, weights: str) -> int:
     from .evaluation.defences import ALL
 
     specs = ALL if args.defences == "all" else tuple(s for s in args.defences.split(",") if s.strip())
-    d_max = tuple(args.d_max)
     try:  # an unknown defence or a bad parameter is said before any data is loaded
         cfg = DefenceEvalConfig(defences=specs, dataset=args.dataset, n_train=args.n_train, n_val=args.n_val,
-                                n_test=args.n_test, d_max=d_max, norm=args.norm, steps=args.steps, eot=args.eot,
-                                table_d_max=args.table_d_max if args.table_d_max is not None
-                                else d_max[len(d_max) // 2], backbone=args.backbone, weights=weights,
+                                n_test=args.n_test, d_max=tuple(args.d_max or ()), norm=args.norm, steps=args.steps,
+                                eot=args.eot, table_d_max=args.table_d_max or 0.0, backbone=args.backbone,
+                                weights=weights,
                                 input_size=args.input_size, seed=args.seed, device=args.device,
                                 false_reject=args.false_reject, precision=args.precision, **_checks_given(args))
     except ValueError as exc:
@@ -493,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-val", type=int, default=20, help="validation crops per class (threshold calibration)")
     ev.add_argument("--n-test", type=int, default=5, help="attacked test crops per class")
     ev.add_argument("--d-max", type=float, nargs="+", help="the budgets, in crop pixels 0..255 (default: l2 and l1 "
-                    "0 250 500 1000 2000 4000; linf, a bound per pixel, 0 2 4 8 16 32)")
+                    "0 250 500 1000 2000 4000, --defences 0 500 1000 2000; linf, a bound per pixel, 0 2 4 8 16 32, "
+                    "--defences 0 4 8 16)")
     ev.add_argument("--norm", default="l2", choices=["l1", "l2", "linf"])
     ev.add_argument("--attack", default="auto", choices=["auto", "fmn", "algorithm1"],
                     help="what draws the curves: one fast minimum-norm run for every d_max (fmn, l2 only), or "

@@ -30,6 +30,9 @@ from ..attacks.constraints import quantize
 from ..core.pipeline import GuardModel
 from ..defences.base import DefendedModel, InputTransform
 
+#: the norms whose balls the construction draws its points from (l1: not built)
+NORMS = ("l2", "linf")
+
 #: `attack(model, x, y, d_max, failed) -> uint8 crops`: the attack under test on one binarized guard
 AttackUnderTest = Callable[[GuardModel, torch.Tensor, torch.Tensor, float, Callable], np.ndarray]
 
@@ -119,8 +122,8 @@ def binarization_test(extractor, x: torch.Tensor, d_max: float, attack: AttackUn
     """Run the test on crops `x` (N×H×W×3, 0..255) at `d_max` in `norm` (l2 or linf: the ball the points are drawn
     from is the attack's), with a defence's input `transforms` in front of the features when given; see the module
     docstring."""
-    if norm not in ("l2", "linf"):
-        raise ValueError(f"the binarization test draws its points in l2 or linf, not {norm}")
+    if norm not in NORMS:
+        raise ValueError(f"the binarization test draws its points in {' or '.join(NORMS)}, not {norm}")
     gen = torch.Generator().manual_seed(seed)
     features = _features(extractor, tuple(transforms))
     tested = found = skipped = 0

@@ -51,6 +51,7 @@ from ..core.pipeline import GuardModel
 from ..core.svm import make_classifier
 from ..defences import EOT, DefencePipeline, InputTransform, OpenSetEVT, make_defence
 from ..defences.online import check_specs
+from .binarization import NORMS as BINARIZATION_NORMS
 from .binarization import binarization_test
 from .curves import CurveProblem, EnsembleSettings, attack_what_is_left, ensemble_images
 from .metrics import robust_error
@@ -393,8 +394,9 @@ def _checks(case: _Attacked, spec: str, pipe: DefencePipeline, r: DefenceResult,
                         "detail": f"d_max {d_grid[i]:g}: {cfg.square_queries} queries (one draw each) on each of "
                                   f"the {tried} crops left correct broke {broken}"})
     if cfg.binarization > 0 and nonzero:
-        if cfg.norm not in ("l2", "linf"):
-            r.notes.append(f"no binarization test in {cfg.norm}: it draws its points in an l2 or linf ball")
+        if cfg.norm not in BINARIZATION_NORMS:
+            r.notes.append(f"no binarization test in {cfg.norm}: it draws its points in a "
+                           f"{' or '.join(BINARIZATION_NORMS)} ball")
         elif pipe.smoothing is not None or pipe.detectors:
             r.notes.append("no binarization test: its construction replaces the classifier's readout, and a detector "
                            "or smoothing decides on more than that (the undefended guard's test covers the readout)")

@@ -45,6 +45,7 @@ from ..attacks.constraints import DEFAULT_GRIDS, check_budgets, check_norm
 from ..core import rules
 from ..core.features import BackboneSpec, FeatureExtractor
 from ..core.pipeline import GuardModel
+from .binarization import NORMS as BINARIZATION_NORMS
 from .binarization import binarization_test
 from .curves import (
     FMN_PATIENCE,
@@ -473,7 +474,7 @@ def _sanity_checks(s: _Setting, curves: list[CurveRecord], test_acc: dict[str, f
         finite = float(np.mean(np.isfinite(np.asarray(norms, float))))
         add("an unbounded attack reaches 100% (svm-rbf): every crop has a minimum-norm adversarial example",
             finite == 1.0, f"{finite:.2f} of the crops")
-    if cfg.binarization > 0 and any(d > 0 for d in d_grid) and cfg.norm in ("l2", "linf"):  # its balls: l2, linf
+    if cfg.binarization > 0 and any(d > 0 for d in d_grid) and cfg.norm in BINARIZATION_NORMS:
         b, d = _binarization(s)
         add(f"binarization test: the attack finds the adversarial example known to exist within d_max {d:g}",
             b.passed, b.detail(d))

@@ -40,7 +40,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Header, String
 
 from icub_guard.core import jsonio
-from icub_guard.core.features import BackboneSpec, FeatureExtractor
+from icub_guard.core.features import SHIPPED_WEIGHTS, BackboneSpec, FeatureExtractor
 from icub_guard.ros import messages
 from icub_guard.ros.convert import rgb_to_image
 from icub_guard.sim.world import TabletopSim, simworld_objects
@@ -84,8 +84,8 @@ def message_cost(repeats: int = 3000) -> dict:
 
 def region_cost(input_size: int, frames, repeats: int = 8, weights: str = "random") -> dict:
     """Milliseconds per frame with 1 and with 8 regions (medians), a trained 7-class guard, in this process
-    (`weights`: random AlexNet, or simworld: the project's SimNet), and the backbone's forward alone on the same
-    crops: the floor a frame's ratio can reach on this machine."""
+    (`weights`: random AlexNet, or simworld, simworld2: the project's SimNets), and the backbone's forward alone on
+    the same crops: the floor a frame's ratio can reach on this machine."""
     from icub_guard.core.guard import Guard
     from icub_guard.core.recognizer import Recognizer, RecognizerConfig
 
@@ -111,8 +111,8 @@ def region_cost(input_size: int, frames, repeats: int = 8, weights: str = "rando
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--input-size", type=int, help="default: the backbone's own (AlexNet 224, SimNet 64)")
-    ap.add_argument("--weights", default="random", choices=("random", "simworld"),
-                    help="random AlexNet, or the project's trained SimNet (`weights: simworld`)")
+    ap.add_argument("--weights", default="random", choices=("random", *SHIPPED_WEIGHTS),
+                    help="random AlexNet, or one of the project's trained SimNets (`weights: simworld2`)")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--defences", default="", help="the guard's defences parameter (empty: the reject option alone)")
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--regions-only", action="store_true", help="only the 8-regions-vs-1 frame cost")
     args = ap.parse_args()
     if args.input_size is None:
-        args.input_size = 64 if args.weights == "simworld" else 224
+        args.input_size = 64 if args.weights in SHIPPED_WEIGHTS else 224
     cost = message_cost()
     if args.messages_only:
         print(json.dumps({"benchmark": "decision_message", "load": os.getloadavg(), "messages": cost}, indent=2))

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from .core import Recognizer, RecognizerConfig
 from .core.errors import GuardError
-from .core.features import BACKBONES, FeatureExtractor, build_extractor, default_input_size
+from .core.features import BACKBONES, SHIPPED_WEIGHTS, FeatureExtractor, build_extractor, default_input_size
 from .core.svm import CLASSIFIERS
 from .sim.datasets import DATASET_HELP, load_dataset
 from .topology import argument_choices
@@ -39,8 +39,8 @@ log = logging.getLogger("icub_guard")
 def add_backbone_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default="alexnet", choices=sorted(BACKBONES))
     p.add_argument("--weights", default="auto",
-                   help="imagenet | simworld (SimNet's shipped weights, backbone simnet) | random | PATH to a "
-                        "checkpoint | auto (imagenet if available, else random; simnet: simworld)")
+                   help="imagenet | simworld2, simworld (SimNet's shipped weights, backbone simnet) | random | "
+                        "PATH to a checkpoint | auto (imagenet if available, else random; simnet: simworld2)")
     p.add_argument("--input-size", type=int, default=None,
                    help="network input size in pixels (default: the backbone's own: 224, simnet 64)")
     p.add_argument("--seed", type=int, default=0)
@@ -420,7 +420,7 @@ def cmd_pretrain(args) -> int:
         torch.set_num_threads(args.threads)
     cfg = PretrainConfig(n_classes=args.classes, per_class=args.per_class, val_per_class=args.val_per_class,
                          crop_size=args.crop_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed)
+                         seed=args.seed, pose=args.pose)
     t0 = time.perf_counter()
     result = pretrain(cfg, Path(args.out), Path(args.workdir), progress=not args.quiet, stop_after=args.stop_after)
     last = result.history[-1] if result.history else {}
@@ -526,10 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     eo = sub.add_parser("evaluate-openset", help="open-set evaluation: taught vs untaught, look-alike and far-OOD "
                         "crops, AUROC / FPR@95 per score, untaught crops under a reject-aware attack")
-    eo.add_argument("--weights", nargs="+", help="one column each: random | simworld | imagenet | PATH (a checkpoint "
-                    "of --backbone); default: random, simworld, and imagenet when cached")
+    eo.add_argument("--weights", nargs="+", help="one column each: random | simworld | simworld2 | imagenet | PATH (a "
+                    "checkpoint of --backbone); default: random, simworld, simworld2, and imagenet when cached")
     eo.add_argument("--backbone", default="alexnet", choices=sorted(BACKBONES),
-                    help="the architecture of random, imagenet and checkpoint columns (simworld: simnet)")
+                    help="the architecture of random, imagenet and checkpoint columns (simworld, simworld2: simnet)")
     eo.add_argument("--input-size", type=int, default=None, help="default: each backbone's own (224, simnet 64)")
     add_dataset_args(eo, help="simworld7 (default: its look-alike SimWorld28 instances are a near-OOD set too) | "
                      "simworld28 | an image folder | bag:FILE.mcap: --taught names some of its classes, the rest "
@@ -560,7 +560,10 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--per-class", type=int, default=100, help="training renders per class")
     pt.add_argument("--val-per-class", type=int, default=10, help="held-out renders per class (accuracy per epoch)")
     pt.add_argument("--crop-size", type=int, default=64)
-    pt.add_argument("--epochs", type=int, default=6)
+    pt.add_argument("--pose", default="upright", choices=["upright", "free"],
+                    help="upright: each shape in its own rest orientation, turned about the vertical (as "
+                    "SimWorld's objects stand); free: a full 3-D orientation per frame")
+    pt.add_argument("--epochs", type=int, default=40)
     pt.add_argument("--batch-size", type=int, default=128)
     pt.add_argument("--lr", type=float, default=2e-3)
     pt.add_argument("--seed", type=int, default=0)
@@ -683,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # the demo reads its defaults from config files; evaluate-openset resolves each of its columns
     if args.command not in ("demo", "evaluate-openset") and hasattr(args, "backbone"):
-        if args.weights == "simworld":
+        if args.weights in SHIPPED_WEIGHTS:
             args.backbone = "simnet"
         if args.input_size is None:
             args.input_size = default_input_size(args.backbone)

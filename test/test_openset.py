@@ -45,7 +45,9 @@ def test_bad_settings_are_refused():
         OpensetConfig(taught=("mug", "spoon"))
     with pytest.raises(InputError, match="not random"):
         backbone_choices(["/no/such/file.pt"])
-    assert [c.name for c in backbone_choices(["random", "simworld"], "resnet18")] == ["resnet18", "simnet"]
+    assert [c.name for c in backbone_choices(["random", "simworld", "simworld2"], "resnet18")] == [
+        "resnet18", "simnet", "simnet"]
+    assert [c.weights for c in backbone_choices(None, "resnet18")][:3] == ["random", "simworld", "simworld2"]
 
 
 def test_tiny_openset_evaluation_reports_every_score_set_and_budget(tmp_path):

@@ -25,10 +25,16 @@ from .smallnet import FEATURE_DIM, INPUT_SIZE, simnet_trunk
 log = logging.getLogger(__name__)
 
 BACKBONES = {"alexnet": 4096, "vgg16": 4096, "resnet18": 512, "resnet50": 2048, "simnet": FEATURE_DIM}
-#: The backbone the project trains itself (`icub-guard pretrain`; docs/models.md has the command that made it).
-SIMWORLD_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "simworld_backbone.pt"
-#: SHA-256 of that file: a damaged or replaced file is refused, not loaded.
-SIMWORLD_SHA256 = "32ff62b6ca8d071b2dd5b6f9af90d22da41aae563f46c34f2afd27ba8e7dcee9"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+#: SimNet's shipped checkpoints (`icub-guard pretrain`; docs/pretraining.md has the command that made each), by the
+#: name `weights` takes → (file in MODELS_DIR, its SHA-256: a damaged or replaced file is refused, not loaded).
+#: `simworld` is the first (free 3-D poses; every stored SimNet report before `simworld2` used it), kept so that
+#: those reports still reproduce; `simworld2` was trained on upright poses and is what `weights: auto` gives SimNet.
+SHIPPED_WEIGHTS = {
+    "simworld": ("simworld_backbone.pt", "32ff62b6ca8d071b2dd5b6f9af90d22da41aae563f46c34f2afd27ba8e7dcee9"),
+    "simworld2": ("simworld2_backbone.pt", "f6fc66496a715d22bd700cb7f6d22b4dc642a5d1c1a4e50023266d35ee71c4d9"),
+}
+SIMNET_AUTO = "simworld2"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -64,19 +70,20 @@ def _architecture(name: str) -> torch.nn.Module:
 
 
 def load_backbone(name: str, weights: str = "imagenet", seed: int = 0) -> torch.nn.Module:
-    """Build a model with `weights`: imagenet, simworld (SimNet's shipped ones), random (seeded) or a file path."""
+    """Build a model with `weights`: imagenet, a `SHIPPED_WEIGHTS` name (SimNet's), random (seeded) or a file path."""
     if name not in BACKBONES:
         raise InputError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
     if weights == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return _architecture(name)
-    if weights == "simworld":
+    if weights in SHIPPED_WEIGHTS:
         if name != "simnet":
-            raise InputError(f"weights simworld are SimNet's; backbone {name!r} has none (use backbone simnet)")
-        return _load_simworld()
+            raise InputError(f"weights {weights} are SimNet's; backbone {name!r} has none (use backbone simnet)")
+        return _load_shipped(weights)
     if name == "simnet" and weights == "imagenet":
-        raise WeightsUnavailableError("SimNet has no ImageNet weights: use weights simworld, random or a checkpoint")
+        raise WeightsUnavailableError(f"SimNet has no ImageNet weights: use weights {' or '.join(SHIPPED_WEIGHTS)}, "
+                                      "random or a checkpoint")
     if weights == "imagenet":
         enum = torchvision.models.get_model_weights(name).DEFAULT
         cache = imagenet_cache(name)
@@ -91,7 +98,8 @@ def load_backbone(name: str, weights: str = "imagenet", seed: int = 0) -> torch.
     path = Path(weights)
     if not path.is_file():
         raise WeightsUnavailableError(
-            f"weights must be 'imagenet', 'random' or an existing checkpoint file; {weights!r} is none of these")
+            f"weights must be 'imagenet', 'random', {', '.join(map(repr, SHIPPED_WEIGHTS))} (SimNet's) or an existing "
+            f"checkpoint file; {weights!r} is none of these")
     model = _architecture(name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -103,16 +111,17 @@ def load_backbone(name: str, weights: str = "imagenet", seed: int = 0) -> torch.
     return model
 
 
-def _load_simworld() -> torch.nn.Module:
-    """SimNet with the shipped weights, after checking the file's SHA-256 (a damaged file is refused)."""
-    path = SIMWORLD_WEIGHTS
+def _load_shipped(weights: str) -> torch.nn.Module:
+    """SimNet with shipped weights, after checking the file's SHA-256 (a damaged file is refused)."""
+    file, sha256 = SHIPPED_WEIGHTS[weights]
+    path = MODELS_DIR / file
     if not path.is_file():
         raise WeightsUnavailableError(f"SimNet's shipped weights are missing ({path}); reinstall the package or "
                                       "make them with `icub-guard pretrain` (docs/models.md) and pass the file")
     blob = path.read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
-    if digest != SIMWORLD_SHA256:
-        raise WeightsUnavailableError(f"{path} has SHA-256 {digest}, not the recorded {SIMWORLD_SHA256}: "
+    if digest != sha256:
+        raise WeightsUnavailableError(f"{path} has SHA-256 {digest}, not the recorded {sha256}: "
                                       "damaged or replaced; refusing it (pass it as a checkpoint path to use it)")
     model = simnet_trunk()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -136,7 +145,7 @@ class BackboneSpec:
     input_size: int = 224
 
     def __post_init__(self) -> None:
-        if self.weights == "simworld":  # the shipped weights exist for one architecture: naming them picks it
+        if self.weights in SHIPPED_WEIGHTS:  # the shipped weights exist for one architecture: naming them picks it
             object.__setattr__(self, "name", "simnet")
 
     @property
@@ -235,7 +244,7 @@ def build_extractor(name: str = "alexnet", weights: str = "auto", seed: int = 0,
     """
     why = ""
     if weights == "auto" and (name == "simnet"):
-        want = "simworld"  # SimNet has no ImageNet weights; its own are always there
+        want = SIMNET_AUTO  # SimNet has no ImageNet weights; its own are always there
     elif weights == "auto":
         cache = imagenet_cache(name)
         if cache.is_file():

@@ -32,8 +32,8 @@ class RecognizerConfig:
     fixed at start (read-only on the node)."""
 
     backbone: str = setting("backbone", "alexnet | vgg16 | resnet18 | resnet50 | simnet (the project's own)")
-    weights: str = setting("weights", "imagenet | simworld (simnet's shipped) | random | auto (imagenet when "
-                                                "cached) | path to a checkpoint")
+    weights: str = setting("weights", "imagenet | simworld2, simworld (simnet's shipped) | random | auto "
+                                                "(imagenet when cached) | path to a checkpoint")
     seed: int = setting("seed", "seed for random weights", 0, 2**31 - 1)
     input_size: int = setting("input_size", "network input size (px)", 32, 1024)
     device: str = setting("device", "auto | cpu | cuda | cuda:N")

@@ -40,7 +40,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from ..core import rules
 from ..core.errors import InputError
-from ..core.features import BackboneSpec, FeatureExtractor, default_input_size, imagenet_cache
+from ..core.features import SHIPPED_WEIGHTS, BackboneSpec, FeatureExtractor, default_input_size, imagenet_cache
 from ..core.pipeline import GuardModel
 from ..core.svm import make_classifier, select_hyperparameters
 from ..defences.kde import KernelDensity
@@ -75,14 +75,16 @@ class BackboneChoice:
 
 def backbone_choices(weights: list[str] | None, backbone: str = "alexnet", input_size: int | None = None
                      ) -> list[BackboneChoice]:
-    """`weights` (random | simworld | imagenet | PATH), or by default random, simworld and ImageNet when cached."""
+    """`weights` (random | simworld | simworld2 | imagenet | PATH), or by default random, SimNet's shipped ones and
+    ImageNet when cached."""
     if not weights:
-        weights = ["random", "simworld"] + (["imagenet"] if imagenet_cache(backbone).is_file() else [])
+        weights = ["random", *SHIPPED_WEIGHTS] + (["imagenet"] if imagenet_cache(backbone).is_file() else [])
     out = []
     for w in weights:
-        name = "simnet" if w == "simworld" else backbone
-        if w not in ("random", "simworld", "imagenet") and not Path(w).is_file():
-            raise InputError(f"--weights {w!r}: not random, simworld, imagenet nor an existing checkpoint file")
+        name = "simnet" if w in SHIPPED_WEIGHTS else backbone
+        if w not in ("random", "imagenet", *SHIPPED_WEIGHTS) and not Path(w).is_file():
+            raise InputError(f"--weights {w!r}: not random, {', '.join(SHIPPED_WEIGHTS)}, imagenet nor an existing "
+                             "checkpoint file")
         out.append(BackboneChoice(name, w, input_size or default_input_size(name)))
     return out
 

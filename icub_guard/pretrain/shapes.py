@@ -11,6 +11,13 @@ network sees objects framed the way the guard will show them.
 
 Two labels per image: the shape class, and the palette colour of its first part. Training on
 both keeps colour in the features (SimWorld28's look-alike instances differ by a tint).
+
+Poses (`pose`): ``"upright"`` (the default) stands each class in one seeded rest orientation of
+its own on the floor and draws only the yaw and a small tilt per frame, as SimWorld's objects
+stand on the table; a class then looks like one object seen from around, and the shape task is
+learnable in a CPU's budget. ``"free"`` draws the full 3-D orientation per frame (the first
+shipped checkpoint's renders): the same shape then covers every silhouette it can cast, and a
+small network did not learn to tell 100 such classes apart in six epochs (docs/pretraining.md).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from ..core.roi import crop, square_roi
@@ -37,6 +45,8 @@ PALETTE = np.array([
 PRIMITIVES = ("box", "sphere", "cylinder", "capsule")
 EXTENT = 0.12  # metres: every shape is scaled to this largest extent, like SimWorld's objects
 N_TEXTURES = 24
+POSES = ("upright", "free")
+TILT_DEG = 8.0  # "upright": the per-frame tilt's standard deviation (degrees) about the rest orientation
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,18 @@ def shape_classes(n: int, seed: int) -> list[list[Part]]:
     return classes
 
 
+def frame_orientation(rng: np.random.Generator, rest: tuple[float, ...], pose: str) -> list[float]:
+    """One frame's orientation quaternion (x, y, z, w): the class's `rest` one turned about the vertical and
+    tilted by `TILT_DEG` ("upright"), or a uniformly random one ("free", the draw the first checkpoint's renders
+    made: the same generator calls, so the same pixels)."""
+    if pose == "free":
+        q = rng.normal(size=4)
+        return (q / np.linalg.norm(q)).tolist()
+    tilt = np.radians(rng.normal(0, TILT_DEG, 2))
+    turn = Rotation.from_euler("xyz", [tilt[0], tilt[1], rng.uniform(0, 2 * np.pi)])
+    return (turn * Rotation.from_quat(rest)).as_quat().tolist()
+
+
 def texture(rng: np.random.Generator, size: int = 64) -> np.ndarray:
     """A procedural grey texture: value noise, stripes, checks or dots (multiplied by a colour when drawn)."""
     kind = int(rng.integers(4))
@@ -92,10 +114,12 @@ def texture(rng: np.random.Generator, size: int = 64) -> np.ndarray:
 class ShapeRenderer(PybulletScene):
     """Renders seeded, domain-randomised frames of procedural shape classes (pybullet, CPU, no display)."""
 
-    def __init__(self, classes: list[list[Part]], image_size: int = 128, seed: int = 0):
+    def __init__(self, classes: list[list[Part]], image_size: int = 128, seed: int = 0, pose: str = "upright"):
+        if pose not in POSES:
+            raise ValueError(f"pose must be one of {POSES}, not {pose!r}")
         super().__init__()
         p, cid = self.p, self.cid
-        self.classes, self.size, self.seed = classes, int(image_size), int(seed)
+        self.classes, self.size, self.seed, self.pose = classes, int(image_size), int(seed), pose
         box = p.createVisualShape(p.GEOM_BOX, halfExtents=[3.0, 3.0, 0.01], physicsClientId=cid)
         self.floor = p.createMultiBody(baseVisualShapeIndex=box, basePosition=[0, 0, -0.01], physicsClientId=cid)
         wall = p.createVisualShape(p.GEOM_BOX, halfExtents=[0.01, 3.0, 2.0], physicsClientId=cid)
@@ -147,14 +171,14 @@ class ShapeRenderer(PybulletScene):
             self._paint(body, link, rng, np.clip(c + rng.normal(0, 0.06, 3), 0, 1))
         for surface in (self.floor, self.wall):
             self._paint(surface, -1, rng, rng.uniform(0.2, 1.0, 3) * rng.uniform(0.5, 1.0))
-        q = rng.normal(size=4)
-        p.resetBasePositionAndOrientation(body, [0, 0, 0.5], (q / np.linalg.norm(q)).tolist(), physicsClientId=cid)
+        q = frame_orientation(rng, self.classes[k][0].orientation, self.pose)
+        p.resetBasePositionAndOrientation(body, [0, 0, 0.5], q, physicsClientId=cid)
         lo, hi = p.getAABB(body, physicsClientId=cid)
         for link in range(n_parts - 1):
             llo, lhi = p.getAABB(body, link, physicsClientId=cid)
             lo, hi = np.minimum(lo, llo), np.maximum(hi, lhi)
         pos = [rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1), 0.5 - lo[2]]
-        p.resetBasePositionAndOrientation(body, pos, (q / np.linalg.norm(q)).tolist(), physicsClientId=cid)
+        p.resetBasePositionAndOrientation(body, pos, q, physicsClientId=cid)
         centre = (np.add(lo, hi) / 2 + np.array([pos[0], pos[1], pos[2] - 0.5]) + rng.normal(0, 0.01, 3)).tolist()
         view = p.computeViewMatrixFromYawPitchRoll(centre, EXTENT * rng.uniform(2.2, 3.6), rng.uniform(-60, 60),
                                                    rng.uniform(-60, -10), rng.normal(0, 4), 2, physicsClientId=cid)
@@ -176,7 +200,8 @@ class ShapeRenderer(PybulletScene):
 
 
 def render_dataset(n_classes: int, per_class: int, crop_size: int = 64, image_size: int = 128, seed: int = 0,
-                   first: int = 0, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   first: int = 0, progress: bool = True, pose: str = "upright",
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images N×S×S×3 uint8, shape labels, colour labels) for `n_classes` × `per_class` frames.
 
     Frames `first` .. `first + per_class - 1` of each class: a later `first` gives unseen frames of the same shapes.
@@ -185,7 +210,7 @@ def render_dataset(n_classes: int, per_class: int, crop_size: int = 64, image_si
     images = np.empty((n_classes * per_class, crop_size, crop_size, 3), np.uint8)
     shapes = np.repeat(np.arange(n_classes), per_class).astype(np.int64)
     colours = np.empty(len(shapes), np.int64)
-    with ShapeRenderer(classes, image_size, seed) as r:
+    with ShapeRenderer(classes, image_size, seed, pose) as r:
         for i in tqdm(range(len(shapes)), desc="render", unit="img", disable=not progress):
             images[i], colours[i] = r.render(int(shapes[i]), first + i % per_class, crop_size)
     return images, shapes, colours

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ..core.errors import InputError
 from ..core.features import IMAGENET_MEAN, IMAGENET_STD
 from ..core.smallnet import FEATURE_DIM, WIDTHS, SimNetTrainer
-from .shapes import PALETTE, render_dataset
+from .shapes import PALETTE, POSES, render_dataset
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class PretrainConfig:
     per_class: int = 100
     val_per_class: int = 10
     crop_size: int = 64
-    epochs: int = 6
+    epochs: int = 40
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -50,6 +50,7 @@ class PretrainConfig:
     widths: tuple[int, ...] = WIDTHS
     dim: int = FEATURE_DIM
     seed: int = 0
+    pose: str = "upright"  # shapes.POSES: "free" is the first shipped checkpoint's renders
 
     def __post_init__(self) -> None:
         for name in ("n_classes", "per_class", "crop_size", "epochs", "batch_size", "dim"):
@@ -59,9 +60,13 @@ class PretrainConfig:
             raise InputError("n_classes must be at least 2")
         if self.crop_size < 32:
             raise InputError("crop_size must be at least 32 pixels")
+        if self.pose not in POSES:
+            raise InputError(f"pose must be one of {', '.join(POSES)}, not {self.pose!r}")
 
     def data_key(self) -> str:
         spec = [GENERATOR_VERSION, self.n_classes, self.per_class, self.val_per_class, self.crop_size, self.seed]
+        if self.pose != "free":  # "free" keeps the key its renders had before poses were a choice
+            spec.append(self.pose)
         return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
 
 
@@ -84,11 +89,12 @@ def load_or_render(cfg: PretrainConfig, workdir: Path, progress: bool = True) ->
                 return data
         except (OSError, ValueError, KeyError) as exc:
             log.warning("render cache %s unreadable (%s); rendering again", path, exc)
-    xt, st, ct = render_dataset(cfg.n_classes, cfg.per_class, cfg.crop_size, seed=cfg.seed, progress=progress)
+    xt, st, ct = render_dataset(cfg.n_classes, cfg.per_class, cfg.crop_size, seed=cfg.seed, progress=progress,
+                                pose=cfg.pose)
     data = {"x_train": xt, "s_train": st, "c_train": ct}
     if cfg.val_per_class:
         xv, sv, cv = render_dataset(cfg.n_classes, cfg.val_per_class, cfg.crop_size, seed=cfg.seed,
-                                    first=cfg.per_class, progress=progress)
+                                    first=cfg.per_class, progress=progress, pose=cfg.pose)
         data |= {"x_val": xv, "s_val": sv, "c_val": cv}
     workdir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")

@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from ..core.errors import GuardError
-from ..core.features import BACKBONES, imagenet_cache
+from ..core.features import BACKBONES, SHIPPED_WEIGHTS, imagenet_cache
 from .kinds import REGISTRY, EvaluationKind
 
 TOP_LEVEL = {"evaluation", "results", "retries", "resources", "fixed", "axes"}
@@ -198,9 +198,9 @@ def _dataset_problem(name: str) -> str | None:
 
 
 def _weights_problem(name: str) -> str | None:
-    if name in ("random", "imagenet", "simworld", "auto") or Path(name).is_file():
+    if name in ("random", "imagenet", "auto", *SHIPPED_WEIGHTS) or Path(name).is_file():
         return None
-    return f"unknown weights {name!r}: random, imagenet, simworld, auto or a checkpoint file"
+    return f"unknown weights {name!r}: random, imagenet, {', '.join(SHIPPED_WEIGHTS)}, auto or a checkpoint file"
 
 
 def _device_problem(name: str) -> str | None:

@@ -30,6 +30,7 @@ from .core import Recognizer, RecognizerConfig
 from .core.errors import GuardError
 from .core.features import BACKBONES, SHIPPED_WEIGHTS, FeatureExtractor, build_extractor, default_input_size
 from .core.svm import CLASSIFIERS
+from .pretrain.shapes import POSES
 from .sim.datasets import DATASET_HELP, load_dataset
 from .topology import argument_choices
 
@@ -560,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--per-class", type=int, default=100, help="training renders per class")
     pt.add_argument("--val-per-class", type=int, default=10, help="held-out renders per class (accuracy per epoch)")
     pt.add_argument("--crop-size", type=int, default=64)
-    pt.add_argument("--pose", default="upright", choices=["upright", "free"],
+    pt.add_argument("--pose", default=POSES[0], choices=POSES,
                     help="upright: each shape in its own rest orientation, turned about the vertical (as "
                     "SimWorld's objects stand); free: a full 3-D orientation per frame")
     pt.add_argument("--epochs", type=int, default=40)

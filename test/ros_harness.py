@@ -107,6 +107,24 @@ class Harness(Node):
 
         self.wait_for(matched, timeout, f"{node}'s publisher on {topic}")
 
+    def wait_subscribed(self, pub, node: str, timeout: float = 60.0) -> None:
+        """Until `node` subscribes to `pub`'s topic and our publisher is matched with every subscription on it. A bare
+        `get_subscription_count() > 0` is true at once on a topic we subscribe to ourselves (ground_truth), and a
+        message published before the node's reader is matched is lost."""
+        name = pub.topic_name
+
+        def matched():
+            infos = self.get_subscriptions_info_by_topic(name)
+            return any(i.node_name == node for i in infos) and pub.get_subscription_count() >= len(infos)
+
+        self.wait_for(matched, timeout, f"{node}'s subscription on {name}")
+
+    def wait_spinning(self, node: str, timeout: float = 60.0) -> None:
+        """Until `node` publishes its /diagnostics: its executor runs. Before that, messages wait in its readers and
+        are taken together, the image (the first subscription) first: a region or a truth sent just before a frame
+        would come after it."""
+        self.wait_for(lambda: any(name.startswith(f"{node}:") for name in self.diag), timeout, f"{node} spinning")
+
     def decisions(self) -> list[dict]:
         """The guard's decisions, as the core's records."""
         return list(self.msgs["decision"])

@@ -350,17 +350,16 @@ def test_the_attack_node_records_the_stream_it_publishes(ros, recording, model, 
     pub_gt = ros.create_publisher(messages.GroundTruth, "ground_truth", EVENT_QOS)  # the camera's typed truth
     frames = read_frames(recording, Topics.defaults())[:3]
     try:
-        ros.wait_for(lambda: pub.get_subscription_count() > 0 and pub_gt.get_subscription_count() > 0, 60,
-                     "attack node subscribed")
+        for publisher in (pub, pub_gt, ros.pub_roi):  # the harness subscribes to ground_truth itself: count > 0 at once
+            ros.wait_subscribed(publisher, "attack_node")
+        ros.wait_spinning("attack_node")
         ros.wait_matched("image_out", "attack_node")
         n0 = len(ros.msgs["image_out"])
         for i, f in enumerate(frames):
             ros.pub_roi.publish(RegionOfInterest(x_offset=f.roi[0], y_offset=f.roi[1], width=f.roi[2],
                                                  height=f.roi[3]))
             pub_gt.publish(messages.GroundTruth(label=f.label, frame=i))
-            # truth and image travel on different topics: the first message on a freshly matched topic can take
-            # longer than 50 ms on a loaded machine (a run under CI's load recorded frame 0 with no label)
-            ros.spin_for(0.5 if i == 0 else 0.05)
+            ros.spin_for(0.05)
             pub.publish(rgb_to_image(f.image))
             ros.wait_for(lambda i=i: len(ros.msgs["image_out"]) > n0 + i, 60, "image_out")
     finally:

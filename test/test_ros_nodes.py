@@ -598,13 +598,8 @@ def test_teacher_oracle_and_malicious(ros, tmp_path):
             proc = start_node("teacher_node", {"mode": mode, "flip_fraction": flip, "name": f"{mode}-1",
                                                "guard": "/standin_guard"}, tmp_path / f"{mode}.log")
             try:
-                def subscribed():  # the harness subscribes to these topics too: wait for the teacher itself
-                    return all(any(i.node_name == "teacher_node" for i in ros.get_subscriptions_info_by_topic(t))
-                               and pub.get_subscription_count() >= len(ros.get_subscriptions_info_by_topic(t))
-                               for t, pub in (("/teacher/query", q_pub), ("/ground_truth", gt_pub),
-                                              ("/decision", dec_pub)))
-
-                ros.wait_for(subscribed, 30, "teacher subscribed")
+                for pub in (q_pub, gt_pub, dec_pub):  # the harness subscribes to these topics too
+                    ros.wait_subscribed(pub, "teacher_node", 30)
                 ros.spin_for(1.0)  # its client discovers the service
                 for i, label in enumerate(["mug", "duck", "mug"]):
                     gt_pub.publish(messages.GroundTruth(header=head(100 + i), label=label, frame=i))

@@ -421,7 +421,7 @@ def cmd_pretrain(args) -> int:
         torch.set_num_threads(args.threads)
     cfg = PretrainConfig(n_classes=args.classes, per_class=args.per_class, val_per_class=args.val_per_class,
                          crop_size=args.crop_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed, pose=args.pose)
+                         seed=args.seed, pose=args.pose, noise=args.noise)
     t0 = time.perf_counter()
     result = pretrain(cfg, Path(args.out), Path(args.workdir), progress=not args.quiet, stop_after=args.stop_after)
     last = result.history[-1] if result.history else {}
@@ -564,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--pose", default=POSES[0], choices=POSES,
                     help="upright: each shape in its own rest orientation, turned about the vertical (as "
                     "SimWorld's objects stand); free: a full 3-D orientation per frame")
+    pt.add_argument("--noise", type=float, default=0.0, help="a camera's pixel noise: each training crop gets "
+                    "Gaussian noise of σ drawn from U(0, NOISE), on the 0..1 pixel scale (0: none, as simworld2)")
     pt.add_argument("--epochs", type=int, default=40)
     pt.add_argument("--batch-size", type=int, default=128)
     pt.add_argument("--lr", type=float, default=2e-3)

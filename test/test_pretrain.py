@@ -12,10 +12,10 @@ from scipy.spatial.transform import Rotation
 
 from icub_guard.core import features
 from icub_guard.core.errors import InputError, WeightsUnavailableError
-from icub_guard.core.features import BackboneSpec, FeatureExtractor, build_extractor
+from icub_guard.core.features import IMAGENET_STD, BackboneSpec, FeatureExtractor, build_extractor
 from icub_guard.core.smallnet import FEATURE_DIM, simnet_trunk
 from icub_guard.pretrain.shapes import TILT_DEG, ShapeRenderer, frame_orientation, render_dataset, shape_classes
-from icub_guard.pretrain.train import PretrainConfig, normalise, pretrain
+from icub_guard.pretrain.train import PretrainConfig, augment, normalise, pretrain
 from icub_guard.sim.world import OBJECT_KINDS
 
 # "free" poses: a tiny net reliably learns their colours in seconds; on "upright" ones it starts learning shape,
@@ -77,6 +77,21 @@ def test_upright_frames_keep_their_class_rest_orientation_and_free_ones_do_not()
         PretrainConfig(pose="sideways")
     # the first checkpoint's render cache keeps its key under "free"; "upright" renders are cached apart
     assert PretrainConfig(pose="free").data_key() == "9b4577c6d0d0b962" != PretrainConfig().data_key()
+
+
+def test_sensor_noise_is_the_last_draw_so_noise_0_trains_as_before():
+    # with the same generator, noise changes nothing but the added noise: the warp, blur and contrast draws come
+    # first, so a run with noise 0 draws what the checkpoints trained before the option drew (their commands hold)
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8))
+    clean = augment(x, torch.Generator().manual_seed(5))
+    assert torch.equal(clean, augment(x, torch.Generator().manual_seed(5), 0.0))
+    noisy = augment(x, torch.Generator().manual_seed(5), 0.1)
+    per_crop = ((noisy - clean) * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)).flatten(1).std(1)  # 0..1 pixels
+    assert per_crop.max() <= 0.1 and per_crop.max() > 0.03  # σ ~ U(0, 0.1) per crop, a little less where clipped
+    assert per_crop.std() > 0.01  # drawn per crop, not one σ for the batch
+    for bad in (-0.01, 0.6):
+        with pytest.raises(InputError, match="noise"):
+            PretrainConfig(noise=bad)
 
 
 def test_tiny_training_learns_features_that_separate_unseen_frames(tiny_run):

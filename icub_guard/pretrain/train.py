@@ -51,6 +51,7 @@ class PretrainConfig:
     dim: int = FEATURE_DIM
     seed: int = 0
     pose: str = "upright"  # shapes.POSES: "free" is the first shipped checkpoint's renders
+    noise: float = 0.0  # sensor noise: each crop gets Gaussian pixel noise of σ ~ U(0, noise) (0..1 pixel scale)
 
     def __post_init__(self) -> None:
         for name in ("n_classes", "per_class", "crop_size", "epochs", "batch_size", "dim"):
@@ -60,6 +61,8 @@ class PretrainConfig:
             raise InputError("n_classes must be at least 2")
         if self.crop_size < 32:
             raise InputError("crop_size must be at least 32 pixels")
+        if not 0.0 <= self.noise <= 0.5:
+            raise InputError(f"noise must be a pixel σ in [0, 0.5], not {self.noise}")
         if self.pose not in POSES:
             raise InputError(f"pose must be one of {', '.join(POSES)}, not {self.pose!r}")
 
@@ -110,8 +113,10 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     return (x.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Batched augmentation of N×H×W×3 uint8 crops → normalised N×3×H×W (one affine warp, no per-image loop)."""
+def augment(x: torch.Tensor, gen: torch.Generator, noise: float = 0.0) -> torch.Tensor:
+    """Batched augmentation of N×H×W×3 uint8 crops → normalised N×3×H×W (one affine warp, no per-image loop).
+    `noise` > 0 adds a camera's pixel noise (σ drawn per crop from U(0, noise)); its draws come after every other,
+    so that noise 0 draws exactly what the checkpoints trained before it drew."""
     n, s = x.shape[0], x.shape[1]
     img = x.permute(0, 3, 1, 2).float() / 255.0
 
@@ -131,6 +136,8 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         img[small] = F.interpolate(low, size=(s, s), mode="bilinear", align_corners=False)
     mean = img.mean(dim=(1, 2, 3), keepdim=True)
     img = (img - mean) * u(0.7, 1.3, 1, 1, 1) + mean * u(0.7, 1.3, 1, 1, 1)
+    if noise > 0:
+        img = img + u(0.0, noise, 1, 1, 1) * torch.randn(img.shape, generator=gen)
     img = img.clamp(0, 1)
     m = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     sd = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -195,7 +202,7 @@ def pretrain(cfg: PretrainConfig, out: Path, workdir: Path, progress: bool = Tru
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, epoch * steps_per_epoch + b, total)
-            batch = augment(xt[idx], gen).contiguous(memory_format=torch.channels_last)
+            batch = augment(xt[idx], gen, cfg.noise).contiguous(memory_format=torch.channels_last)
             shape_logits, colour_logits = model(batch)
             loss = (F.cross_entropy(shape_logits, st[idx], label_smoothing=cfg.label_smoothing)
                     + cfg.colour_weight * F.cross_entropy(colour_logits, ct[idx], label_smoothing=cfg.label_smoothing))

@@ -6,7 +6,6 @@ budget and [0, 1] box. Each group is skipped, with the reason, where the library
 (`make test` installs them from requirements-interop.txt).
 """
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,14 +13,12 @@ import torch
 from icub_guard.core import GuardModel, make_classifier
 from icub_guard.core.features import BackboneSpec, FeatureExtractor
 
+from conftest import shrink
+
 
 @pytest.fixture(scope="module")
 def chain(data7):
     fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), device="cpu")
-
-    def shrink(imgs):
-        return np.stack([cv2.resize(i, (32, 32), interpolation=cv2.INTER_AREA) for i in imgs])
-
     tr, te = data7["train"], data7["test"]
     clf = make_classifier("svm-rbf", C=10.0).fit(fx.extract(shrink(tr.images)), tr.labels)
     model = GuardModel.from_classifier(fx, clf).nchw01()
@@ -92,10 +89,11 @@ def test_art(chain):
     assert fooled(model, x_adv, y) >= 0.8 and within(x_adv, x, 8 / 255, "linf")
 
 
-def test_the_evaluations_ensemble_is_never_weaker_than_torchattacks_apgd(data7):
+def test_the_evaluations_ensemble_is_never_weaker_than_torchattacks_apgd(data7, small7):
     """Issue 19's cross-check on a small fixed set: at every d_max the ensemble's curve (the fast minimum-norm
     attack, then APGD-CE and APGD-T on what it left) is at most torchattacks' APGD-CE and APGD-T curves, within
-    one crop; and never above the minimum-norm curve alone. Crops are judged as published: whole pixels."""
+    one crop; and never above the minimum-norm curve alone. Crops are judged as published: whole pixels. The chain is
+    `small7` (random SimNet at 32 px): the peers' APGD-T alone takes 240 gradient passes here."""
     ta = pytest.importorskip("torchattacks", reason="torchattacks is not installed (requirements-interop.txt)")
     from icub_guard.attacks.constraints import quantize
     from icub_guard.evaluation.curves import (
@@ -106,14 +104,7 @@ def test_the_evaluations_ensemble_is_never_weaker_than_torchattacks_apgd(data7):
         ensemble_images,
     )
 
-    fx = FeatureExtractor(BackboneSpec("alexnet", "random", 0, 64), device="cpu")
-
-    def shrink(imgs):
-        return np.stack([cv2.resize(i, (32, 32), interpolation=cv2.INTER_AREA) for i in imgs])
-
-    tr, te = data7["train"], data7["test"]
-    clf = make_classifier("svm-rbf", C=10.0).fit(fx.extract(shrink(tr.images)), tr.labels)
-    model = GuardModel.from_classifier(fx, clf)
+    fx, clf, model, te = small7.fx, small7.clf, small7.model, data7["test"]
     idx = np.arange(0, len(te), 4)  # 4 crops per class
     crops = shrink(te.images[idx])
     x = torch.from_numpy(crops).float()

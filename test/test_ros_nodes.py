@@ -653,6 +653,8 @@ def test_sim_camera_publishes_frames_roi_and_truth(ros, tmp_path):
         assert dt < 30
     finally:
         stop(proc)
+        ros.spin_for(0.5)  # what it sent before it stopped, then gone: the next test's camera labels its own frames
+        ros.msgs["ground_truth"].clear()
 
 
 def test_sim_camera_reads_an_image_folder(ros, tmp_path):

@@ -122,8 +122,13 @@ class Harness(Node):
     def wait_spinning(self, node: str, timeout: float = 60.0) -> None:
         """Until `node` publishes its /diagnostics: its executor runs. Before that, messages wait in its readers and
         are taken together, the image (the first subscription) first: a region or a truth sent just before a frame
-        would come after it."""
-        self.wait_for(lambda: any(name.startswith(f"{node}:") for name in self.diag), timeout, f"{node} spinning")
+        would come after it. Only a status stamped from now on counts: an earlier process of the same name left one."""
+        since = time.time() - 0.5
+
+        def spinning():
+            return any(name.startswith(f"{node}:") and t >= since for name, t in self.diag_stamps.items())
+
+        self.wait_for(spinning, timeout, f"{node} spinning")
 
     def decisions(self) -> list[dict]:
         """The guard's decisions, as the core's records."""

@@ -169,6 +169,10 @@ def test_unreadable_or_invalid_sweep_files_are_refused(tmp_path, capsys):
     assert "is not valid YAML" in capsys.readouterr().err
     assert main(["-q", "sweep", "report", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read sweep file" in capsys.readouterr().err
+    table = tmp_path / "results.sqlite"  # the results table where the sweep file goes: a reason, not a traceback
+    sqlite3.connect(table).execute("create table cells (hash text)").connection.commit()
+    assert main(["-q", "sweep", "report", str(table)]) == 2
+    assert "is not a sweep file (YAML text)" in capsys.readouterr().err
     with pytest.raises(SweepError, match="a sweep file is a mapping"):
         parse_spec(["evaluate"], bad)
 

@@ -70,6 +70,8 @@ def load_spec(path: str | Path, kinds: dict[str, EvaluationKind] | None = None) 
         doc = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise SweepError(f"cannot read sweep file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:  # e.g. the results table given where the sweep file goes
+        raise SweepError(f"{path} is not a sweep file (YAML text): byte {exc.start} is not UTF-8") from exc
     except yaml.YAMLError as exc:
         raise SweepError(f"{path} is not valid YAML: {exc}") from exc
     return parse_spec(doc, path, kinds)

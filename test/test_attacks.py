@@ -438,6 +438,18 @@ def test_apgd_stays_in_budget_and_beats_pgd_with_the_same_steps(small, norm, eps
     assert APGD(m, eps=eps, norm=norm, steps=20)(x, y).success_rate > 0
 
 
+def test_apgd_halves_its_step_without_another_backward_pass(small):
+    """At a checkpoint where progress stalls, APGD restarts from its best point with the gradient it kept there
+    (AutoAttack's `grad_best`): one backward pass per step and one at the start, never one more per halving."""
+    from icub_guard.attacks.apgd import APGD
+
+    models, x, y = small
+    attack = APGD(models["svm-rbf"], eps=0.5, steps=20)  # far too small to break most crops: they stall
+    r = attack(x, y)
+    assert not bool(r.success.all())  # so some crop ran every step
+    assert r.gradient_evals == 1 + 20
+
+
 def test_reject_aware_apgd_wants_its_wrong_class_accepted(small):
     from icub_guard.attacks.apgd import APGD
 

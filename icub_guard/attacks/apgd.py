@@ -121,7 +121,8 @@ class APGD(Attack):
         checks = set(checkpoints(steps))
         cur = self.project(x0, x)
         f, g, s = self._grad(cur, y, target)
-        best_x, best_f = cur.clone(), f.clone()
+        best_x, best_f, best_g = cur.clone(), f.clone(), g.clone()  # the gradient at the best point, kept as
+        # AutoAttack keeps it: a halving restarts there without another backward pass
         ok = self.success(s, y, target)
         active = ~ok
         prev = cur.clone()
@@ -141,7 +142,7 @@ class APGD(Attack):
             rises[idx] += (fi > f[idx]).float()
             f[idx] = fi
             up = fi > best_f[idx]
-            best_x[idx[up]], best_f[idx[up]] = nxt[up], fi[up]
+            best_x[idx[up]], best_f[idx[up]], best_g[idx[up]] = nxt[up], fi[up], gi[up]
             won = self.success(si, y[idx], None if target is None else target[idx])
             best_x[idx[won]] = nxt[won]  # a broken crop is kept as it is, and the sample stops
             ok[idx[won]] = True
@@ -152,9 +153,7 @@ class APGD(Attack):
                 stalled &= active
                 eta[stalled] /= 2
                 cur[stalled], prev[stalled] = best_x[stalled], best_x[stalled]
-                if stalled.any():  # restart from the best point: its gradient
-                    sidx = torch.nonzero(stalled).flatten()
-                    f[sidx], g[sidx], _ = self._grad(cur[sidx], y[sidx], None if target is None else target[sidx])
+                f[stalled], g[stalled] = best_f[stalled], best_g[stalled]  # restart from the best point
                 last_check, rises = k + 1, torch.zeros_like(rises)
                 f_at_check, eta_at_check = best_f.clone(), eta.clone()
         return best_x, best_f, ok

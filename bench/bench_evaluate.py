@@ -48,6 +48,7 @@ def main() -> None:
         c.accuracy, bare.curve(c.key.classifier, c.key.mode, c.key.adaptive).accuracy, strict=True)]
         for c in fast.curves}
     ensemble = {"seconds": fast.timing["total_s"], "without_seconds": bare.timing["total_s"],
+                "timing": fast.timing, "without_timing": bare.timing,  # phases: attacks, sanity checks, …
                 "ratio": fast.timing["total_s"] / bare.timing["total_s"], "members": fast.attack.get("ensemble"),
                 "minus_without": ensemble_above,
                 "checks": {"at_most_1.5x_the_default_without_it":

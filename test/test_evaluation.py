@@ -14,6 +14,8 @@ from icub_guard.evaluation.curves import CurveKey, CurveRecord, rises
 from icub_guard.evaluation.metrics import pass_score, ssim
 from icub_guard.evaluation.security import ADAPTIVE_ATTACKER, ATTACKERS, CLASSIFIERS
 
+from conftest import shrink
+
 TINY = dict(n_train=10, n_val=6, n_test=1, d_max=(0.0, 600.0, 3000.0), steps=6, input_size=64, device="cpu")
 
 
@@ -298,3 +300,37 @@ def test_robust_error_is_stutz_et_al_s():
     assert robust_error(clean, clean, y) == pytest.approx(1 / 3)  # d_max 0: the selective error
     everything_rejected = np.full(5, -1)
     assert robust_error(everything_rejected, everything_rejected, y) == 0.0
+
+
+def test_the_ensembles_members_break_what_the_curves_attack_left(data7, small7):
+    """`ensemble_images` on a curve whose own attack broke nothing (the clean crops published at every d_max): APGD-CE
+    and APGD-T must break crops themselves, each crop they break is published inside its budget, a crop broken at
+    the smaller d_max is carried to the larger one, and APGD-T runs only on what APGD-CE left. An ensemble whose
+    members add nothing fails here (the cross-checks against torchattacks pass on the minimum-norm curve alone)."""
+    from icub_guard.evaluation.curves import CurveProblem, EnsembleSettings, ensemble_images
+
+    fx, clf, te = small7.fx, small7.clf, data7["test"]
+    idx = np.arange(0, len(te), 4)
+    crops = shrink(te.images[idx])
+    x = torch.from_numpy(crops).float()
+    y = torch.tensor([list(clf.classes_).index(v) for v in te.labels[idx]])
+
+    def failed(images, i):  # still correct
+        return clf.predict_indices(fx.extract(images)) == y.numpy()[i]
+
+    grid = [0.0, 60.0, 240.0]
+    problem = CurveProblem(small7.model, x, y, grid, failed, deep=False)
+    out, wins = ensemble_images(EnsembleSettings(10, 2, "float32"), problem, [crops.copy() for _ in grid])
+    every = np.arange(len(y))
+    acc = [float(np.mean(failed(im, every))) for im in out]
+    clean = acc[0]
+    assert clean > 0.5 and wins["curve"] == [int(len(y) - clean * len(y))] * 3  # the curve broke only clean errors
+    assert acc[2] <= clean - 0.5, acc  # the members broke most of what was left
+    assert wins["apgd-ce"][1] + wins["apgd-t"][1] > 0 and wins["apgd-ce"][2] + wins["apgd-t"][2] > 0, wins
+    assert wins["carried"][2] > 0, wins  # broken at d_max 60: inside 240 too, tried before the members
+    for i, d in enumerate(grid):  # every published crop is whole pixels inside its budget
+        assert out[i].dtype == np.uint8
+        norms = np.linalg.norm((out[i].astype(np.float64) - crops).reshape(len(y), -1), axis=1)
+        assert norms.max() <= d + 1e-6
+        assert wins["curve"][i] + wins["carried"][i] + wins["apgd-ce"][i] + wins["apgd-t"][i] == \
+            round((1 - acc[i]) * len(y))  # each broken crop counted once, by the member that broke it first
